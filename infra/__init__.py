@@ -1,0 +1,1 @@
+"""agentdb: infrastructure-as-code and operations for agent-platform PostgreSQL databases."""
