@@ -1,0 +1,126 @@
+"""The one migration code path: Alembic, one history per database, SQL files beside thin revisions.
+
+`agentdb migrate`, `agentdb up` and the Pulumi dynamic resources all call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from infra.databases import DATABASES, REPO_ROOT, Database
+
+ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+LOCK_TIMEOUT = "10s"
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; the database was left as it was before the call."""
+
+
+def _database(key: str) -> Database:
+    try:
+        return DATABASES[key]
+    except KeyError:
+        raise MigrationError(f"unknown database {key!r}; known: {', '.join(DATABASES)}") from None
+
+
+def _config(key: str) -> Config:
+    db = _database(key)
+    cfg = Config(str(ALEMBIC_INI), ini_section=key)
+    cfg.set_main_option("script_location", str(db.sql_dir))
+    return cfg
+
+
+def _engine(dsn: str) -> sa.Engine:
+    url = dsn
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    return sa.create_engine(url, poolclass=sa.NullPool)
+
+
+@contextmanager
+def _owner_transaction(dsn: str, key: str) -> Iterator[sa.Connection]:
+    """One transaction as the database owner: all revisions of a call commit or none do."""
+    owner = _database(key).owner
+    engine = _engine(dsn)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            conn.exec_driver_sql(f'SET LOCAL ROLE "{owner}"')
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _run(dsn: str, key: str, action: str, target: str) -> None:
+    cfg = _config(key)
+    try:
+        with _owner_transaction(dsn, key) as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, action)(cfg, target)
+    except MigrationError:
+        raise
+    except Exception as exc:  # every failure is reported with the database and target, nothing applied
+        detail = getattr(exc, "orig", None) or exc
+        raise MigrationError(f"{key}: {action} to {target} failed, nothing was changed: {detail}") from exc
+
+
+def upgrade(dsn: str, key: str, target: str = "head") -> None:
+    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction."""
+    _run(dsn, key, "upgrade", target)
+
+
+def downgrade(dsn: str, key: str, target: str = "base") -> None:
+    """Downgrade database `key` to `target`, in one transaction."""
+    _run(dsn, key, "downgrade", target)
+
+
+def current(dsn: str, key: str) -> str | None:
+    """The revision the database is at, or None before the first one."""
+    _database(key)
+    engine = _engine(dsn)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def heads(key: str) -> list[str]:
+    """The head revisions of the history of `key` (one, for a linear history)."""
+    return list(ScriptDirectory.from_config(_config(key)).get_heads())
+
+
+def checksum(key: str) -> str:
+    """SHA-256 over every file of the history, so a changed SQL file is a new state to apply."""
+    digest = hashlib.sha256()
+    versions = _database(key).sql_dir / "versions"
+    for path in sorted(versions.glob("*")) if versions.is_dir() else []:
+        if path.suffix in {".py", ".sql"}:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_sql(revision_file: str, direction: str) -> None:
+    """Execute `<revision>.<direction>.sql` beside the thin revision file, as one multi-statement string."""
+    from alembic import op
+
+    path = Path(revision_file).with_suffix(f".{direction}.sql")
+    sql = path.read_text()
+    dbapi = op.get_bind().connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        try:
+            cur.execute(sql)
+        except Exception as exc:
+            raise MigrationError(f"{path.relative_to(REPO_ROOT)}: {exc}") from exc
