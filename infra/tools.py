@@ -1,0 +1,327 @@
+"""Find the host's server binaries, and build PgBouncer >= 1.21 when the host's is older.
+
+Debian 12 ships PgBouncer 1.18, which cannot keep prepared statements across transaction pooling
+(`max_prepared_statements` arrived in 1.21). Debian 13's source package builds cleanly on Debian 12,
+so bootstrap builds it once into a cached tools directory instead of pulling in trixie binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TOOLS_DIR = Path(os.environ.get("AGENTDB_TOOLS_DIR") or Path.home() / ".cache" / "agentdb" / "tools")
+
+PGBOUNCER_MIN_VERSION = (1, 21)
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+POSTGRES_SHARE = Path("/usr/share/postgresql")
+
+# Only source lines for trixie: a binary `deb` line would let apt upgrade bookworm packages to trixie.
+TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/agentdb-trixie-src.sources")
+HOST_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+APT_LISTS = Path("/var/lib/apt/lists")
+BUILD_PACKAGES = ["build-essential", "pkg-config", "dpkg-dev", "libevent-dev", "libssl-dev", "libc-ares-dev"]
+
+# Debian puts daemons in sbin, which is not on an ordinary user's PATH; Grafana's own package uses
+# /usr/share/grafana/bin.
+EXTRA_DIRS = [Path(p) for p in ("/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/share/grafana/bin")]
+
+# What to install when a binary is missing.
+PACKAGE_OF = {
+    "redis-server": "apt package redis-server",
+    "prometheus": "apt package prometheus",
+    "promtool": "apt package prometheus",
+    "prometheus-postgres-exporter": "apt package prometheus-postgres-exporter",
+    "prometheus-pgbouncer-exporter": "apt package prometheus-pgbouncer-exporter",
+    "prometheus-redis-exporter": "apt package prometheus-redis-exporter",
+    "prometheus-alertmanager": "apt package prometheus-alertmanager",
+    "supervisord": "the virtualenv's supervisor",
+    "pgbackrest": "apt package pgbackrest",
+    "grafana-server": "package grafana from Grafana's apt repository (apt.grafana.com)",
+}
+
+# Binaries whose version is not printed by `--version`.
+VERSION_ARGS = {"pgbackrest": ["version"], "grafana-server": ["-v"]}
+
+_VERSION_RE = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+class ToolError(RuntimeError):
+    """A binary the stack needs is missing or too old; the message says how to fix it."""
+
+
+def postgres_major(bindir: Path) -> int:
+    """The major version of the PostgreSQL in `bindir` (/usr/lib/postgresql/<major>/bin)."""
+    return version_of(Path(bindir) / "postgres")[0]
+
+
+def postgres_bindir(min_major: int = 14) -> Path:
+    """The newest installed PostgreSQL >= `min_major` that has pg_cron and pg_partman installed."""
+    installed = [p for p in POSTGRES_LIB.glob("*") if p.name.isdigit() and (p / "bin" / "postgres").exists()]
+    majors = sorted((int(p.name) for p in installed), reverse=True)
+    usable = [m for m in majors if m >= min_major]
+    for major in usable:
+        extensions = POSTGRES_SHARE / str(major) / "extension"
+        if (extensions / "pg_cron.control").exists() and (extensions / "pg_partman.control").exists():
+            return POSTGRES_LIB / str(major) / "bin"
+    if usable:
+        major = usable[0]
+        raise ToolError(
+            f"PostgreSQL {major} has no pg_cron or pg_partman: "
+            f"install postgresql-{major}-cron and postgresql-{major}-partman (make deps)"
+        )
+    found = ", ".join(map(str, majors)) or "none"
+    raise ToolError(
+        f"no PostgreSQL {min_major} or newer in {POSTGRES_LIB} (found: {found}): install postgresql, "
+        "postgresql-NN-cron and postgresql-NN-partman (make deps)"
+    )
+
+
+def version_of(path: Path) -> tuple[int, ...]:
+    """The version a binary reports, e.g. (1, 24, 1) for `PgBouncer 1.24.1`."""
+    args = VERSION_ARGS.get(Path(path).name, ["--version"])
+    try:
+        result = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        raise ToolError(f"cannot run {path}: {exc}") from exc
+    return parse_version(result.stdout + result.stderr, source=str(path))
+
+
+def parse_version(output: str, source: str = "output") -> tuple[int, ...]:
+    """The first dotted version number in the first line that has one."""
+    for line in output.splitlines():
+        match = _VERSION_RE.search(line)
+        if match:
+            return tuple(int(part) for part in match.group(1).split("."))
+    raise ToolError(f"no version number in the version output of {source}: {output.strip()[:200]!r}")
+
+
+def _which(name: str) -> Path | None:
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    for directory in EXTRA_DIRS:
+        candidate = directory / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def binary(name: str) -> Path:
+    """A server binary from PATH or Debian's usual places; supervisord comes from this virtualenv."""
+    if name == "supervisord":
+        # The venv's bin is not on PATH when the runner is started as `.venv/bin/python -m ...`.
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return candidate
+    found = _which(name)
+    if found:
+        return found
+    hint = PACKAGE_OF.get(name, "the package that provides it")
+    places = ", ".join(map(str, EXTRA_DIRS))
+    raise ToolError(f"{name} not found on PATH or in {places}: install {hint} (make deps)")
+
+
+def _cached_pgbouncers() -> list[tuple[tuple[int, ...], Path]]:
+    builds = []
+    for path in TOOLS_DIR.glob("pgbouncer-*/bin/pgbouncer"):
+        try:
+            version = tuple(int(x) for x in path.parent.parent.name.removeprefix("pgbouncer-").split("."))
+        except ValueError:
+            continue
+        builds.append((version, path))
+    return sorted(builds, reverse=True)
+
+
+def pgbouncer_binary(min_version: tuple[int, ...] = PGBOUNCER_MIN_VERSION) -> Path:
+    """The host's pgbouncer if it is new enough, else the cached build, else ToolError."""
+    host = _which("pgbouncer")
+    if host and version_of(host) >= tuple(min_version):
+        return host
+    for version, path in _cached_pgbouncers():
+        if version >= tuple(min_version):
+            return path
+    wanted = ".".join(map(str, min_version))
+    have = f"the host's is {'.'.join(map(str, version_of(host)))}" if host else "none is installed"
+    raise ToolError(
+        f"PgBouncer {wanted} or newer is needed and {have}: "
+        "run `python -m infra.tools ensure-pgbouncer` (make deps) to build it into " + str(TOOLS_DIR)
+    )
+
+
+def ensure_pgbouncer(progress: Callable[[str], None] = print) -> Path:
+    """A PgBouncer >= 1.21, building it from Debian 13's source package when needed."""
+    try:
+        return pgbouncer_binary()
+    except ToolError:
+        return build_pgbouncer(progress)
+
+
+def build_pgbouncer(progress: Callable[[str], None] = print) -> Path:
+    """Build PgBouncer from trixie's source package into TOOLS_DIR/pgbouncer-<version>/."""
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = TOOLS_DIR / "build-pgbouncer.log"
+    # Two stacks (make up, make test) may bootstrap at once: one builds, the other waits and reuses it.
+    with _locked(TOOLS_DIR / ".build-pgbouncer.lock"), log_path.open("a") as log:
+        cached = _cached_pgbouncers()
+        if cached:
+            progress(f"pgbouncer: using cached build {cached[0][1]}")
+            return cached[0][1]
+        build = _Build(log, log_path, progress)
+        build.add_trixie_sources()
+        build.install_build_packages()
+        with tempfile.TemporaryDirectory(prefix="build-pgbouncer-", dir=TOOLS_DIR) as tmp:
+            work = Path(tmp)
+            progress("pgbouncer: fetching the trixie source package")
+            build.run(["apt-get", "source", "--only-source", "pgbouncer/trixie"], cwd=work)
+            source = next((p for p in work.glob("pgbouncer-*") if p.is_dir()), None)
+            if source is None:
+                raise ToolError(f"apt-get source pgbouncer/trixie unpacked nothing: see {log_path}")
+            version = source.name.removeprefix("pgbouncer-")
+            prefix = TOOLS_DIR / f"pgbouncer-{version}"
+            progress(f"pgbouncer: configuring {version}")
+            build.run(["./configure", f"--prefix={prefix}"], cwd=source)
+            progress(f"pgbouncer: compiling {version}")
+            build.run(["make", f"-j{os.cpu_count() or 1}"], cwd=source)
+            # Install into a staging tree and move it in whole, so a failed install leaves no
+            # half-populated prefix that would later pass for a cached build.
+            progress(f"pgbouncer: installing into {prefix}")
+            stage = work / "stage"
+            build.run(["make", "install", f"DESTDIR={stage}"], cwd=source)
+            (stage / prefix.relative_to("/")).rename(prefix)
+        path = prefix / "bin" / "pgbouncer"
+        built = version_of(path)
+        if built < PGBOUNCER_MIN_VERSION:
+            raise ToolError(f"built {path} reports {built}, older than 1.21: see {log_path}")
+        progress(f"pgbouncer: built {path} ({'.'.join(map(str, built))})")
+        return path
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class _Build:
+    """The steps of one build, each logged to build-pgbouncer.log."""
+
+    def __init__(self, log, log_path: Path, progress: Callable[[str], None]) -> None:
+        self.log = log
+        self.log_path = log_path
+        self.progress = progress
+        # sudo resets the environment, so the frontend setting goes through `env`.
+        self.sudo = [] if os.geteuid() == 0 else ["sudo", "env", "DEBIAN_FRONTEND=noninteractive"]
+
+    def run(
+        self, cmd: list[str], cwd: Path | None = None, root: bool = False, stdin: str | None = None
+    ) -> None:
+        cmd = [*self.sudo, *cmd] if root else cmd
+        self.log.write(f"\n$ {' '.join(cmd)}" + (f"   (in {cwd})" if cwd else "") + "\n")
+        self.log.flush()
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+        try:
+            subprocess.run(
+                cmd,
+                cwd=cwd,
+                env=env,
+                input=stdin,
+                text=True,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+        except FileNotFoundError as exc:
+            raise ToolError(f"{cmd[0]} not found while building PgBouncer: install it (make deps)") from exc
+        except subprocess.CalledProcessError as exc:
+            raise ToolError(
+                f"building PgBouncer failed at `{' '.join(cmd)}` (exit {exc.returncode}): see {self.log_path}"
+            ) from exc
+
+    def add_trixie_sources(self) -> None:
+        created = False
+        if not TRIXIE_SOURCES.exists():
+            self.progress(f"pgbouncer: adding trixie source lines in {TRIXIE_SOURCES}")
+            self.run(["tee", str(TRIXIE_SOURCES)], root=True, stdin=trixie_sources_text(host_mirror()))
+            created = True
+        # Also refresh when the file exists but its index never arrived (an update that failed before).
+        if created or not any(APT_LISTS.glob("*_dists_trixie_*Sources*")):
+            self.progress("pgbouncer: apt-get update")
+            self.run(["apt-get", "update"], root=True)
+
+    def install_build_packages(self) -> None:
+        missing = [p for p in BUILD_PACKAGES if not _installed(p)]
+        if missing:
+            self.progress(f"pgbouncer: installing build packages {' '.join(missing)}")
+            self.run(["apt-get", "install", "-y", "--no-install-recommends", *missing], root=True)
+
+
+def _installed(package: str) -> bool:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() == "install ok installed"
+
+
+def host_mirror() -> str:
+    """The Debian mirror the host's own apt sources use, so the trixie sources come from the same place."""
+    for path in HOST_SOURCES:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("URIs:"):
+                uris = line.split()[1:]
+            elif line.startswith(("deb ", "deb-src ")):
+                uris = [w for w in line.split()[1:] if "://" in w][:1]
+            else:
+                continue
+            for uri in uris:
+                if "security" not in uri and uri.rstrip("/").endswith("/debian"):
+                    return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def trixie_sources_text(mirror: str) -> str:
+    """A deb822 source entry for trixie's source packages only."""
+    return (
+        "# Added by agentdb (infra/tools.py) to build PgBouncer >= 1.21 from Debian 13's source package.\n"
+        "# Source packages only: no binary packages come from trixie.\n"
+        "Types: deb-src\n"
+        f"URIs: {mirror}\n"
+        "Suites: trixie\n"
+        "Components: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.tools", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("ensure-pgbouncer", help="print a PgBouncer >= 1.21, building it when needed")
+    commands.add_parser("postgres-bindir", help="print the PostgreSQL bin directory the stack uses")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ensure-pgbouncer":
+            print(ensure_pgbouncer(progress=lambda line: print(line, file=sys.stderr)))
+        else:
+            print(postgres_bindir())
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
