@@ -134,7 +134,11 @@ def binary(name: str) -> Path:
 
 def _cached_pgbouncers() -> list[tuple[tuple[int, ...], Path]]:
     builds = []
-    for path in TOOLS_DIR.glob("pgbouncer-*/bin/pgbouncer"):
+    try:
+        found = list(TOOLS_DIR.glob("pgbouncer-*/bin/pgbouncer"))
+    except OSError:  # an unreadable tools directory holds no usable build
+        found = []
+    for path in found:
         try:
             version = tuple(int(x) for x in path.parent.parent.name.removeprefix("pgbouncer-").split("."))
         except ValueError:
@@ -169,7 +173,12 @@ def ensure_pgbouncer(progress: Callable[[str], None] = print) -> Path:
 
 def build_pgbouncer(progress: Callable[[str], None] = print) -> Path:
     """Build PgBouncer from trixie's source package into TOOLS_DIR/pgbouncer-<version>/."""
-    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(
+            f"cannot create the tools directory {TOOLS_DIR} ({exc}): set AGENTDB_TOOLS_DIR"
+        ) from exc
     log_path = TOOLS_DIR / "build-pgbouncer.log"
     # Two stacks (make up, make test) may bootstrap at once: one builds, the other waits and reuses it.
     with _locked(TOOLS_DIR / ".build-pgbouncer.lock"), log_path.open("a") as log:
