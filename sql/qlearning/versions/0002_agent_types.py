@@ -1,0 +1,16 @@
+"""Register the 18 QE agent types of the Agentic QE Fleet with their learning parameters."""
+
+from infra.migrations import run_sql
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql(__file__, "up")
+
+
+def downgrade() -> None:
+    run_sql(__file__, "down")
