@@ -1,0 +1,12 @@
+DROP INDEX idx_consensus_applied;
+DROP INDEX idx_consensus_winning_proposal;
+DROP INDEX idx_benchmark_query_name;
+DROP INDEX idx_benchmark_proposal_id;
+DROP INDEX idx_proposals_type;
+DROP INDEX idx_proposals_agent_execution_id;
+DROP INDEX idx_agent_executions_status;
+DROP INDEX idx_agent_executions_fork_id;
+DROP INDEX idx_agent_executions_task_id;
+DROP INDEX idx_tasks_type;
+DROP INDEX idx_tasks_created_at;
+DROP INDEX idx_tasks_status;

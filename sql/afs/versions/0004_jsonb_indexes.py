@@ -1,0 +1,16 @@
+"""Create the GIN indexes on the JSONB columns (migration 004)."""
+
+from infra.migrations import run_sql
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql(__file__, "up")
+
+
+def downgrade() -> None:
+    run_sql(__file__, "down")
