@@ -30,36 +30,125 @@ SESSIONS = [
 # (agent_type, session, state_hash, state_data, action_hash, action_data, q_value)
 Q_VALUES = [
     ("test-generator", None, "abc123", {"module": "auth"}, "def456", {"action": "generate_test"}, 0.85),
-    ("test-generator", "auth-testgen", "st-auth-hi", {"module": "auth", "complexity": "high"},
-     "act-unit", {"action": "generate_unit_test", "framework": "pytest"}, 0.81),
-    ("test-generator", "auth-testgen", "st-auth-hi", {"module": "auth", "complexity": "high"},
-     "act-prop", {"action": "generate_property_test", "framework": "hypothesis"}, 0.64),
-    ("coverage-analyzer", "core-coverage", "st-core-branch", {"module": "core", "branch_coverage": 0.58},
-     "act-gaps", {"action": "rank_gaps", "by": "risk"}, 0.92),
-    ("test-executor", "nightly-run", "st-suite-unit", {"suite": "unit", "workers": 4},
-     "act-parallel", {"action": "run_parallel", "retries": 1}, 0.70),
+    (
+        "test-generator",
+        "auth-testgen",
+        "st-auth-hi",
+        {"module": "auth", "complexity": "high"},
+        "act-unit",
+        {"action": "generate_unit_test", "framework": "pytest"},
+        0.81,
+    ),
+    (
+        "test-generator",
+        "auth-testgen",
+        "st-auth-hi",
+        {"module": "auth", "complexity": "high"},
+        "act-prop",
+        {"action": "generate_property_test", "framework": "hypothesis"},
+        0.64,
+    ),
+    (
+        "coverage-analyzer",
+        "core-coverage",
+        "st-core-branch",
+        {"module": "core", "branch_coverage": 0.58},
+        "act-gaps",
+        {"action": "rank_gaps", "by": "risk"},
+        0.92,
+    ),
+    (
+        "test-executor",
+        "nightly-run",
+        "st-suite-unit",
+        {"suite": "unit", "workers": 4},
+        "act-parallel",
+        {"action": "run_parallel", "retries": 1},
+        0.70,
+    ),
 ]
 
 # (name, agent_type, session, task_id, success, total_reward, execution_time_ms, pattern, rewards)
 TRAJECTORIES = [
-    ("traj-auth-1", "test-generator", "auth-testgen", "task-auth-login", True, 0.9, 1800, "aaa-unit",
-     [("st-auth-hi", "act-unit", 0.5, "immediate", "tests_passed"),
-      ("st-auth-hi", "act-unit", 0.4, "terminal", "coverage_up")]),
-    ("traj-auth-2", "test-generator", "auth-testgen", "task-auth-logout", False, -0.2, 2400, "aaa-unit",
-     [("st-auth-hi", "act-prop", -0.2, "terminal", "tests_failed")]),
-    ("traj-core-1", "coverage-analyzer", "core-coverage", "task-core-gaps", True, 1.1, 900, "branch-first",
-     [("st-core-branch", "act-gaps", 0.6, "immediate", "gaps_found"),
-      ("st-core-branch", "act-gaps", 0.5, "delayed", "gaps_closed")]),
+    (
+        "traj-auth-1",
+        "test-generator",
+        "auth-testgen",
+        "task-auth-login",
+        True,
+        0.9,
+        1800,
+        "aaa-unit",
+        [
+            ("st-auth-hi", "act-unit", 0.5, "immediate", "tests_passed"),
+            ("st-auth-hi", "act-unit", 0.4, "terminal", "coverage_up"),
+        ],
+    ),
+    (
+        "traj-auth-2",
+        "test-generator",
+        "auth-testgen",
+        "task-auth-logout",
+        False,
+        -0.2,
+        2400,
+        "aaa-unit",
+        [("st-auth-hi", "act-prop", -0.2, "terminal", "tests_failed")],
+    ),
+    (
+        "traj-core-1",
+        "coverage-analyzer",
+        "core-coverage",
+        "task-core-gaps",
+        True,
+        1.1,
+        900,
+        "branch-first",
+        [
+            ("st-core-branch", "act-gaps", 0.6, "immediate", "gaps_found"),
+            ("st-core-branch", "act-gaps", 0.5, "delayed", "gaps_closed"),
+        ],
+    ),
 ]
 
 # (name, agent_type, pattern_name, pattern_type, category, usage, successes, failures, avg_reward, confidence)
 PATTERNS = [
-    ("aaa-unit", "test-generator", "Arrange-Act-Assert unit test", "test_template", "unit_testing",
-     12, 10, 2, 0.62, 0.83),
-    ("branch-first", "coverage-analyzer", "Uncovered branches first", "coverage_strategy", "gap_analysis",
-     9, 8, 1, 0.81, 0.88),
-    ("retry-flaky", "test-executor", "Retry once before failing", "quality_rule", "stability",
-     4, 2, 1, 0.20, 0.40),
+    (
+        "aaa-unit",
+        "test-generator",
+        "Arrange-Act-Assert unit test",
+        "test_template",
+        "unit_testing",
+        12,
+        10,
+        2,
+        0.62,
+        0.83,
+    ),
+    (
+        "branch-first",
+        "coverage-analyzer",
+        "Uncovered branches first",
+        "coverage_strategy",
+        "gap_analysis",
+        9,
+        8,
+        1,
+        0.81,
+        0.88,
+    ),
+    (
+        "retry-flaky",
+        "test-executor",
+        "Retry once before failing",
+        "quality_rule",
+        "stability",
+        4,
+        2,
+        1,
+        0.20,
+        0.40,
+    ),
 ]
 
 # (instance, agent_type, total, successes, failures, total_reward, status)
@@ -103,17 +192,26 @@ def sample(conn: psycopg.Connection) -> None:
                                           total_reward, discounted_reward, execution_time_ms, success,
                                           error_message, started_at, completed_at, metadata)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                        now() - interval '1 hour', now() - interval '1 hour' + make_interval(secs => %s / 1000.0),
-                        %s)
+                        now() - interval '1 hour',
+                        now() - interval '1 hour' + make_interval(secs => %s / 1000.0), %s)
                 ON CONFLICT (trajectory_id) DO NOTHING
                 """,
                 (
-                    _id(name), agent, _id(session), task,
-                    Jsonb({"task": task}), Jsonb({"task": task, "done": True}),
+                    _id(name),
+                    agent,
+                    _id(session),
+                    task,
+                    Jsonb({"task": task}),
+                    Jsonb({"task": task, "done": True}),
                     [Jsonb({"action": a}) for _, a, *_ in rewards],
                     [Jsonb({"state": s}) for s, *_ in rewards],
                     [Jsonb({"reward": r}) for _, _, r, *_ in rewards],
-                    total, round(total * 0.95, 4), ms, ok, None if ok else "assertion failed", ms,
+                    total,
+                    round(total * 0.95, 4),
+                    ms,
+                    ok,
+                    None if ok else "assertion failed",
+                    ms,
                     Jsonb({"pattern_id": str(_id(pattern))}),
                 ),
             )
@@ -125,8 +223,19 @@ def sample(conn: psycopg.Connection) -> None:
                     SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s
                     WHERE NOT EXISTS (SELECT 1 FROM rewards WHERE trajectory_id = %s AND metadata @> %s)
                     """,
-                    (agent, _id(session), _id(name), s_hash, a_hash, value, kind, source,
-                     Jsonb({"step": step}), _id(name), Jsonb({"step": step})),
+                    (
+                        agent,
+                        _id(session),
+                        _id(name),
+                        s_hash,
+                        a_hash,
+                        value,
+                        kind,
+                        source,
+                        Jsonb({"step": step}),
+                        _id(name),
+                        Jsonb({"step": step}),
+                    ),
                 )
         for name, agent, p_name, p_type, category, used, wins, losses, avg, conf in PATTERNS:
             cur.execute(
@@ -137,8 +246,21 @@ def sample(conn: psycopg.Connection) -> None:
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() - interval '2 hours')
                 ON CONFLICT (pattern_id) DO NOTHING
                 """,
-                (_id(name), agent, p_name, p_type, category, Jsonb({"name": p_name}),
-                 Jsonb({"agent": agent}), Jsonb({"success": True}), used, wins, losses, avg, conf),
+                (
+                    _id(name),
+                    agent,
+                    p_name,
+                    p_type,
+                    category,
+                    Jsonb({"name": p_name}),
+                    Jsonb({"agent": agent}),
+                    Jsonb({"success": True}),
+                    used,
+                    wins,
+                    losses,
+                    avg,
+                    conf,
+                ),
             )
         for instance, agent, total, wins, losses, reward, status in AGENT_STATES:
             cur.execute(
