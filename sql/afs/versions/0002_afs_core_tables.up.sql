@@ -9,6 +9,9 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% is required', field USING ERRCODE = 'check_violation';
+    END IF;
     IF jsonb_typeof(value) IS DISTINCT FROM 'string' OR NOT (value #>> '{}') = ANY (allowed) THEN
         RAISE EXCEPTION '% must be one of %, got %', field, array_to_string(allowed, ', '), value
             USING ERRCODE = 'check_violation';
@@ -25,8 +28,11 @@ AS $$
 DECLARE
     n numeric;
 BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% is required', field USING ERRCODE = 'check_violation';
+    END IF;
     IF jsonb_typeof(value) IS DISTINCT FROM 'number' THEN
-        RAISE EXCEPTION '% must be a number, got %', field, coalesce(value::text, 'nothing')
+        RAISE EXCEPTION '% must be a number, got %', field, value
             USING ERRCODE = 'check_violation';
     END IF;
     n := (value #>> '{}')::numeric;
@@ -48,8 +54,11 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% is required', field USING ERRCODE = 'check_violation';
+    END IF;
     IF jsonb_typeof(value) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION '% must be a JSON object, got %', field, coalesce(value::text, 'nothing')
+        RAISE EXCEPTION '% must be a JSON object, got %', field, value
             USING ERRCODE = 'check_violation';
     END IF;
 END;
