@@ -19,7 +19,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-TOOLS_DIR = Path(os.environ.get("AGENTDB_TOOLS_DIR") or Path.home() / ".cache" / "agentdb" / "tools")
+# As root the services run as an unprivileged user, which cannot enter /root: cache under /var then.
+_DEFAULT_TOOLS_DIR = (
+    Path("/var/cache/agentdb/tools") if os.geteuid() == 0 else Path.home() / ".cache" / "agentdb" / "tools"
+)
+TOOLS_DIR = Path(os.environ.get("AGENTDB_TOOLS_DIR") or _DEFAULT_TOOLS_DIR)
 
 PGBOUNCER_MIN_VERSION = (1, 21)
 POSTGRES_LIB = Path("/usr/lib/postgresql")

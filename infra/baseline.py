@@ -1,0 +1,142 @@
+"""The platform baseline `up` applies after the services are healthy, then migrations and cron jobs.
+
+Idempotent: roles, databases and extensions are created when missing and brought to the declared
+state when present (passwords, grants, default privileges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import psycopg
+from psycopg import sql
+
+from infra import cron, migrations
+from infra import secrets as sec
+from infra.databases import Database
+from infra.settings import Settings
+
+EXTENSIONS = ("pg_stat_statements", "pg_trgm", "btree_gin", "uuid-ossp", "pgcrypto")
+OPTIONAL_EXTENSIONS = ("vector",)  # created where the server has them (pgvector: Debian 13, not 12)
+
+
+class Target(Protocol):
+    settings: Settings
+
+    def secrets(self) -> dict[str, str]: ...
+    def dsn(self, db: Database | None, role: str = "admin", via: str = "postgres") -> str: ...
+
+
+def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, extra: str = "") -> None:
+    exists = cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    options = "LOGIN" if login else "NOLOGIN"
+    stmt = sql.SQL("{} ROLE {} WITH {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION").format(
+        sql.SQL(verb), sql.Identifier(name), sql.SQL(options)
+    )
+    if password is not None:
+        # A SCRAM verifier, never the password itself, reaches the server.
+        stmt = stmt + sql.SQL(" PASSWORD {}").format(sql.Literal(sec.scram_sha256(name, password)))
+    else:
+        stmt = stmt + sql.SQL(" PASSWORD NULL")
+    cur.execute(stmt)
+    if extra:
+        cur.execute(sql.SQL(extra).format(role=sql.Identifier(name)))
+
+
+def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[str, str]) -> None:
+    """Roles and databases (autocommit connection to the `postgres` database as the superuser)."""
+    cur = conn.cursor()
+    _role(cur, sec.MONITOR_ROLE, login=True, password=secrets[sec.MONITOR_ROLE], extra="GRANT pg_monitor TO {role}")
+    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    for db in settings.enabled:
+        # pg_cron runs jobs only as LOGIN roles; with no password and SCRAM everywhere, nobody can log in as it.
+        _role(cur, db.owner, login=True, password=None)
+        _role(cur, db.app_role, login=True, password=secrets[db.app_role])
+        _role(cur, db.readonly_role, login=True, password=secrets[db.readonly_role])
+        if not cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,)).fetchone():
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                    sql.Identifier(db.name), sql.Identifier(db.owner)
+                )
+            )
+        cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db.name)))
+        cur.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, {}, {}").format(
+                sql.Identifier(db.name),
+                sql.Identifier(db.app_role),
+                sql.Identifier(db.readonly_role),
+                sql.Identifier(sec.MONITOR_ROLE),
+            )
+        )
+
+
+def apply_database(conn: psycopg.Connection, db: Database) -> None:
+    """Extensions, schema ownership and default privileges inside one database (one transaction)."""
+    ident = sql.Identifier
+    owner, app, ro = ident(db.owner), ident(db.app_role), ident(db.readonly_role)
+    with conn.transaction():
+        for ext in EXTENSIONS:
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
+        for ext in OPTIONAL_EXTENSIONS:
+            if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (ext,)).fetchone():
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
+        conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA partman TO {}").format(owner))
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS", "PROCEDURES"):
+            conn.execute(sql.SQL("GRANT ALL ON ALL {} IN SCHEMA partman TO {}").format(sql.SQL(kind), owner))
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(app, ro))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA partman TO {}").format(ro))
+        defaults = [
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+            "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+            "GRANT EXECUTE ON FUNCTIONS TO {app}",
+            "GRANT SELECT ON TABLES TO {ro}",
+            "GRANT SELECT ON SEQUENCES TO {ro}",
+        ]
+        for clause in defaults:
+            conn.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public " + clause).format(
+                    owner=owner, app=app, ro=ro
+                )
+            )
+        # Functions are executable by PUBLIC by default; keep them to the database's own roles.
+        conn.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC").format(owner)
+        )
+        conn.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {}").format(
+                owner, ro
+            )
+        )
+
+
+def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
+    """Upgrade one database to head and sync its cron jobs: the path `up` and `agentdb migrate` share."""
+    admin = target.dsn(db)
+    if migrations.heads(db.key):
+        before = migrations.current(admin, db.key)
+        migrations.upgrade(admin, db.key)
+        after = migrations.current(admin, db.key)
+        if before != after:
+            progress(f"  {db.key:<12} migrated {before or 'base'} -> {after}")
+    changed = cron.sync(target.dsn(None), db, target.settings)
+    if changed:
+        progress(f"  {db.key:<12} cron: {', '.join(changed)}")
+
+
+def apply(target: Target, progress: Callable[[str], None] = print) -> None:
+    """Everything after health: cluster roles, each database's baseline, migrations, cron jobs."""
+    secrets = target.secrets()
+    with psycopg.connect(target.dsn(None), autocommit=True) as conn:
+        apply_cluster(conn, target.settings, secrets)
+    for db in target.settings.enabled:
+        with psycopg.connect(target.dsn(db)) as conn:
+            apply_database(conn, db)
+        migrate_and_schedule(target, db, progress)

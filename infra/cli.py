@@ -1,0 +1,240 @@
+"""The `agentdb` command: stand a stack up locally, migrate, seed, and inspect it."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from infra.settings import SettingsError
+
+EXIT_BAD_INPUT = 2
+
+
+def _progress(message: str) -> None:
+    print(message, flush=True)
+
+
+def _stack(args: argparse.Namespace):
+    from infra.runner import LocalStack
+    from infra.settings import load
+
+    path = Path(args.stack_file) if args.stack_file else None
+    settings = load(args.stack, path=path)
+    return LocalStack(args.stack, settings, Path(args.state_dir) if args.state_dir else None)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from infra.runner import format_status
+
+    stack = _stack(args)
+    start = time.monotonic()
+    rows = stack.up(progress=_progress)
+    print()
+    print(format_status(rows))
+    unhealthy = [r.name for r in rows if r.health != "healthy"]
+    print(f"\nstack {stack.name} up in {time.monotonic() - start:.1f}s; `agentdb env --stack {stack.name}` prints "
+          "the connection strings")
+    return 1 if unhealthy else 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    _stack(args).down(progress=_progress)
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    _stack(args).destroy(progress=_progress)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from infra.runner import format_status
+
+    rows = _stack(args).status()
+    print(format_status(rows))
+    return 0 if all(r.health == "healthy" for r in rows) else 1
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if not stack.secrets_dir.exists():
+        print(f"error: stack {stack.name} has no secrets yet; run `agentdb up --stack {stack.name}`", file=sys.stderr)
+        return 1
+    for key, value in stack.env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    names = [args.service] if args.service else sorted(p.stem for p in stack.logs.glob("*.log"))
+    for name in names:
+        print(f"==> {name} <==")
+        print(stack.log_tail(name, args.lines))
+    return 0
+
+
+def _databases(stack, key: str | None):
+    from infra.databases import DATABASES
+
+    if key is None:
+        return stack.settings.enabled
+    if key not in DATABASES:
+        raise SettingsError(f"--db: unknown database {key!r}; known: {', '.join(DATABASES)}")
+    if key not in stack.settings.databases:
+        raise SettingsError(f"--db: database {key!r} is not enabled in stack {stack.name} (agentdb:databases)")
+    return [DATABASES[key]]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from infra import baseline, migrations
+
+    stack = _stack(args)
+    for db in _databases(stack, args.db):
+        admin = stack.dsn(db)
+        before = migrations.current(admin, db.key)
+        if args.down:
+            migrations.downgrade(admin, db.key, args.down)
+        elif args.to:
+            migrations.upgrade(admin, db.key, args.to)
+        else:
+            baseline.migrate_and_schedule(stack, db, _progress)
+        after = migrations.current(admin, db.key)
+        print(f"{db.key}: {before or 'base'} -> {after or 'base'}")
+        if args.down or args.to:
+            from infra import cron
+
+            cron.sync(stack.dsn(None), db, stack.settings)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    import importlib
+
+    import psycopg
+
+    stack = _stack(args)
+    (db,) = _databases(stack, args.db)
+    try:
+        module = importlib.import_module(f"infra.seeds.{db.key}")
+    except ModuleNotFoundError:
+        print(f"error: database {db.key} has no data generator (infra/seeds/{db.key}.py)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    start = time.monotonic()
+    with psycopg.connect(stack.dsn(db)) as conn:
+        conn.execute(f'SET ROLE "{db.owner}"')
+        if args.sample:
+            if not hasattr(module, "sample"):
+                print(f"error: {db.key} has no sample data set", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            module.sample(conn)
+        else:
+            if not hasattr(module, "volume"):
+                print(f"error: {db.key} has no volume generator; try --sample", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            scale = args.scale * _volume_days(args.volume) / 30.0
+            module.volume(conn, scale=scale, seed=args.seed)
+        conn.commit()
+    print(f"{db.key}: seeded in {time.monotonic() - start:.1f}s")
+    return 0
+
+
+def _volume_days(text: str) -> float:
+    if not text.endswith("d") or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise SettingsError(f"--volume: {text!r} must be a number of days such as 30d")
+    return float(text[:-1])
+
+
+def cmd_settings_schema(args: argparse.Namespace) -> int:
+    import yaml
+
+    from infra.settings import pulumi_config_schema
+
+    print(yaml.safe_dump({"config": pulumi_config_schema()}, sort_keys=False, width=120), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default dev)")
+    common.add_argument("--stack-file", help="read this stack file instead of Pulumi.<stack>.yaml")
+    common.add_argument("--state-dir", help="state directory (default .stack/<stack>/)")
+
+    parser = argparse.ArgumentParser(prog="agentdb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", parents=[common], help="start the stack (idempotent) and apply the baseline").set_defaults(
+        func=cmd_up
+    )
+    sub.add_parser("down", parents=[common], help="stop every service, keep the data").set_defaults(func=cmd_down)
+    sub.add_parser("destroy", parents=[common], help="stop and delete .stack/<stack>/").set_defaults(
+        func=cmd_destroy
+    )
+    sub.add_parser("status", parents=[common], help="service, address, state, health").set_defaults(
+        func=cmd_status
+    )
+    sub.add_parser("env", parents=[common], help="application connection strings as shell exports").set_defaults(
+        func=cmd_env
+    )
+    logs = sub.add_parser("logs", parents=[common], help="the tail of each service's log")
+    logs.add_argument("service", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.set_defaults(func=cmd_logs)
+
+    migrate = sub.add_parser("migrate", parents=[common], help="upgrade to head (or --to / --down) and sync cron")
+    migrate.add_argument("--db", help="one database key (default: every enabled database)")
+    group = migrate.add_mutually_exclusive_group()
+    group.add_argument("--to", help="upgrade to this revision")
+    group.add_argument("--down", help="downgrade to this revision (base for empty)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", parents=[common], help="load sample or volume data into one database")
+    seed.add_argument("--db", required=True)
+    seed.add_argument("--sample", action="store_true", help="the document's sample data set")
+    seed.add_argument("--volume", default="30d", help="volume data for this many days (default 30d)")
+    seed.add_argument("--scale", type=float, default=1.0, help="multiply the volume")
+    seed.add_argument("--seed", type=int, default=42, help="random seed, for reproducible data")
+    seed.set_defaults(func=cmd_seed)
+
+    sub.add_parser("settings-schema", help="print Pulumi.yaml's config block from the settings model").set_defaults(
+        func=cmd_settings_schema
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infra.cron import CronError
+    from infra.migrations import MigrationError
+    from infra.runner import StackError
+    from infra.tools import ToolError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if "already in use" in str(exc) else 1
+    except (ToolError, CronError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

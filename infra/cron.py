@@ -1,0 +1,74 @@
+"""The one cron-job code path: sql/<key>/cron.yaml, synced into pg_cron by job name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jinja2
+import psycopg
+import yaml
+
+from infra.databases import Database
+from infra.settings import Settings
+
+
+class CronError(ValueError):
+    """A cron.yaml that cannot be synced: the message names the file and the job."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    schedule: str
+    command: str
+
+
+def jobs(db: Database, settings: Settings) -> list[Job]:
+    """The jobs declared for `db`, rendered with `settings` (retention numbers come from there)."""
+    path = db.sql_dir / "cron.yaml"
+    if not path.exists():
+        return []
+    text = jinja2.Template(path.read_text(), undefined=jinja2.StrictUndefined).render(settings=settings)
+    doc = yaml.safe_load(text) or {}
+    out: list[Job] = []
+    for i, entry in enumerate(doc.get("jobs") or []):
+        try:
+            job = Job(str(entry["name"]), str(entry["schedule"]), str(entry["command"]))
+        except (KeyError, TypeError):
+            raise CronError(f"{path}: job #{i + 1} needs name, schedule and command") from None
+        if not job.name.startswith(f"{db.key}-"):
+            raise CronError(f"{path}: job {job.name!r} must be named {db.key}-<something>")
+        if len(job.schedule.split()) not in (5, 6) and not job.schedule.endswith("seconds"):
+            raise CronError(f"{path}: job {job.name!r}: schedule {job.schedule!r} is not a cron expression")
+        out.append(job)
+    names = [job.name for job in out]
+    if len(set(names)) != len(names):
+        raise CronError(f"{path}: a job name is declared twice")
+    return out
+
+
+def sync(admin_dsn: str, db: Database, settings: Settings) -> list[str]:
+    """Schedule, update and unschedule `db`'s jobs by name; returns what changed ("+name", "~name", "-name")."""
+    wanted = {job.name: job for job in jobs(db, settings)}
+    changed: list[str] = []
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        existing = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT jobname, schedule, command, database, username FROM cron.job WHERE jobname LIKE %s",
+                (f"{db.key}-%",),
+            )
+        }
+        for name, job in wanted.items():
+            state = (job.schedule, job.command, db.name, db.owner)
+            if existing.get(name) == state:
+                continue
+            conn.execute(
+                "SELECT cron.schedule_in_database(%s, %s, %s, %s, %s, true)",
+                (name, job.schedule, job.command, db.name, db.owner),
+            )
+            changed.append(("~" if name in existing else "+") + name)
+        for name in existing.keys() - wanted.keys():
+            conn.execute("SELECT cron.unschedule(%s)", (name,))
+            changed.append("-" + name)
+    return changed

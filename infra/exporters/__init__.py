@@ -1,0 +1,1 @@
+"""Exporters agentdb ships where the packaged ones fall short."""

@@ -1,0 +1,170 @@
+"""The one renderer: settings (+ secrets' hashes, + a layout of paths and hosts) -> config files.
+
+The local runner and the Pulumi Docker program both call `render()`; only the Layout differs
+(paths and host names), never the tuning or the pool arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from infra import secrets as sec
+from infra import tuning
+from infra.databases import REPO_ROOT
+from infra.settings import Settings
+
+CONFIG_DIR = REPO_ROOT / "config"
+# Server connections PostgreSQL keeps beyond the pools: superuser reserve, exporter, migrations, psql.
+EXTRA_CONNECTIONS = 10
+CRON_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are for one realization: directories as the services see them, and host names."""
+
+    etc: str
+    run: str
+    secrets: str
+    postgres_data: str
+    redis_data: str
+    prometheus_data: str
+    alertmanager_data: str
+    logs: str
+    listen: str  # the address services bind to
+    postgres_host: str
+    pgbouncer_host: str
+    redis_host: str
+    alertmanager_host: str
+    webhook_host: str
+    exporter_hosts: dict[str, str] = field(default_factory=dict)  # exporter -> host Prometheus scrapes
+    client_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    postgres_major: int = 15
+
+    @classmethod
+    def local(cls, state_dir: Path, settings: Settings, postgres_major: int) -> Layout:
+        host = settings.bind_address
+        return cls(
+            etc=str(state_dir / "etc"),
+            run=str(state_dir / "run"),
+            secrets=str(state_dir / "secrets"),
+            postgres_data=str(state_dir / "data" / "postgres"),
+            redis_data=str(state_dir / "data" / "redis"),
+            prometheus_data=str(state_dir / "data" / "prometheus"),
+            alertmanager_data=str(state_dir / "data" / "alertmanager"),
+            logs=str(state_dir / "logs"),
+            listen=host,
+            postgres_host=host,
+            pgbouncer_host=host,
+            redis_host=host,
+            alertmanager_host=host,
+            webhook_host=host,
+            exporter_hosts={"postgres_exporter": host, "pgbouncer_exporter": host, "redis_exporter": host},
+            postgres_major=postgres_major,
+        )
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    content: str
+    mode: int = 0o644  # 0600 for anything derived from a secret
+
+
+def machine(settings: Settings, postgres_major: int = 15) -> tuning.Machine:
+    """The tuning inputs: declared sizes, and max_connections sized for PgBouncer's server side."""
+    return tuning.Machine(
+        memory_mb=settings.memory_mb,
+        cpus=settings.cpus,
+        storage=settings.storage,
+        workload=settings.workload,
+        max_connections=tuning.max_connections_for(
+            pools=len(settings.databases),
+            pool_size=settings.default_pool_size,
+            reserve_pool_size=settings.reserve_pool_size,
+            extra=EXTRA_CONNECTIONS,
+        ),
+        pg_major=postgres_major,
+    )
+
+
+def postgres_parameters(settings: Settings, postgres_major: int = 15) -> dict[str, str]:
+    return tuning.tune(machine(settings, postgres_major), cron_workers=CRON_WORKERS)
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(CONFIG_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+# rendered path -> (template, mode)
+FILES: dict[str, tuple[str, int]] = {
+    "postgresql.conf": ("postgresql.conf.j2", 0o644),
+    "pg_hba.conf": ("pg_hba.conf.j2", 0o644),
+    "pgbouncer.ini": ("pgbouncer.ini.j2", 0o644),
+    "userlist.txt": ("userlist.txt.j2", 0o600),
+    "redis.conf": ("redis.conf.j2", 0o644),
+    "users.acl": ("users.acl.j2", 0o600),
+    "prometheus.yml": ("prometheus.yml.j2", 0o644),
+    "alertmanager.yml": ("alertmanager.yml.j2", 0o644),
+    "pgpass": ("pgpass.j2", 0o600),
+}
+
+
+def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[str, RenderedFile]:
+    """Every config file of the stack, keyed by file name."""
+    env = _env()
+    context = {
+        "settings": settings,
+        "layout": layout,
+        "pg": postgres_parameters(settings, layout.postgres_major),
+        "databases": settings.enabled,
+        "scram": {role: sec.scram_sha256(role, pw) for role, pw in secrets.items()},
+        "redis_hash": {name: sec.redis_acl_hash(pw) for name, pw in secrets.items()},
+        "secrets": secrets,
+        "names": sec,
+        "max_db_connections": settings.default_pool_size + settings.reserve_pool_size,
+        "cron_workers": CRON_WORKERS,
+    }
+    files = {
+        name: RenderedFile(env.get_template(template).render(**context), mode)
+        for name, (template, mode) in FILES.items()
+    }
+    # Alert rules: *.yml.j2 are rendered (their `for:` scales with settings), *.yml copied as they are.
+    rules = CONFIG_DIR / "rules"
+    for path in sorted(rules.glob("*.yml*")) if rules.is_dir() else []:
+        if path.name.endswith(".test.yml"):
+            continue
+        if path.suffix == ".j2":
+            text = env.get_template(f"rules/{path.name}").render(**context)
+            files[f"rules/{path.name.removesuffix('.j2')}"] = RenderedFile(text)
+        else:
+            files[f"rules/{path.name}"] = RenderedFile(path.read_text())
+    return files
+
+
+def write(files: dict[str, RenderedFile], directory: Path, owner: tuple[int, int] | None = None) -> None:
+    """Write rendered files, each with its mode (and owner, when the services run as another user)."""
+    import os
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, rendered in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if owner:
+            os.chown(path.parent, *owner)
+        tmp = path.with_name(f".{name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, rendered.mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(rendered.content)
+        os.chmod(tmp, rendered.mode)
+        if owner:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)

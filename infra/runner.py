@@ -1,0 +1,490 @@
+"""The local runner: the stack as native processes under supervisord, state in `.stack/<stack>/`.
+
+It renders the same files as the Pulumi program (infra.render), starts PostgreSQL, PgBouncer, Redis,
+Prometheus, Alertmanager, a webhook receiver and the three exporters, waits until each is healthy,
+then runs the platform baseline (infra.baseline). Started as root, every service runs as the
+unprivileged user `agentdb`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+
+from infra import render, tools
+from infra import secrets as sec
+from infra.databases import REPO_ROOT, Database
+from infra.settings import Settings
+
+SERVICE_USER = "agentdb"
+STATE_ROOT = REPO_ROOT / ".stack"
+HEALTH_TIMEOUT_S = 60
+SUPERVISORD = Path(sys.executable).with_name("supervisord")
+SUPERVISORCTL = Path(sys.executable).with_name("supervisorctl")
+
+Progress = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    """Something stopped `up`: the message names the service and what to do."""
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    command: str
+    priority: int
+    health: Callable[[], None]  # raises while not healthy
+    stopsignal: str = "TERM"
+    environment: str = ""
+    scheme: str = "tcp"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    address: str
+    state: str
+    health: str
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+class LocalStack:
+    """One stack's state directory and the processes that run from it."""
+
+    def __init__(self, name: str, settings: Settings, state_dir: Path | None = None):
+        self.name = name
+        self.settings = settings
+        self.state_dir = (state_dir or STATE_ROOT / name).resolve()
+        self.etc = self.state_dir / "etc"
+        self.run_dir = self.state_dir / "run"
+        self.logs = self.state_dir / "logs"
+        self.secrets_dir = self.state_dir / "secrets"
+        self.data = self.state_dir / "data"
+        self.supervisord_conf = self.etc / "supervisord.conf"
+        self._pg_bindir: Path | None = None
+
+    # ----- facts -------------------------------------------------------------------------------
+    @property
+    def pg_bindir(self) -> Path:
+        if self._pg_bindir is None:
+            self._pg_bindir = tools.postgres_bindir()
+        return self._pg_bindir
+
+    @property
+    def pg_major(self) -> int:
+        return tools.postgres_major(self.pg_bindir)
+
+    @property
+    def layout(self) -> render.Layout:
+        return render.Layout.local(self.state_dir, self.settings, self.pg_major)
+
+    def secrets(self) -> dict[str, str]:
+        return sec.load(self.secrets_dir)
+
+    def _owner(self) -> tuple[int, int] | None:
+        if not _is_root():
+            return None
+        entry = pwd.getpwnam(SERVICE_USER)
+        return entry.pw_uid, entry.pw_gid
+
+    # ----- connection strings ------------------------------------------------------------------
+    def dsn(self, db: Database | None, role: str = "admin", via: str = "postgres") -> str:
+        """libpq URL: role admin (superuser, PostgreSQL only), app or readonly; via postgres or pgbouncer."""
+        s = self.settings
+        secrets = self.secrets()
+        if role == "admin":
+            if via != "postgres":
+                raise ValueError("the superuser connects to PostgreSQL directly, not through PgBouncer")
+            user = sec.SUPERUSER
+        elif db is None:
+            raise ValueError(f"role {role!r} needs a database")
+        else:
+            user = {"app": db.app_role, "readonly": db.readonly_role}[role]
+        port = s.postgres_port if via == "postgres" else s.pgbouncer_port
+        dbname = db.name if db else "postgres"
+        password = quote(secrets[user], safe="")
+        return f"postgresql://{user}:{password}@{s.bind_address}:{port}/{dbname}"
+
+    def env(self) -> dict[str, str]:
+        """The application's connection settings, as environment variables."""
+        s = self.settings
+        secrets = self.secrets()
+        out: dict[str, str] = {}
+        for db in s.enabled:
+            prefix = db.key.upper()
+            out[f"{prefix}_DATABASE_URL"] = self.dsn(db, "app", "pgbouncer")
+            out[f"{prefix}_READONLY_DATABASE_URL"] = self.dsn(db, "readonly", "pgbouncer")
+        redis_pw = quote(secrets["redis_app"], safe="")
+        out["REDIS_URL"] = f"redis://{sec.REDIS_APP_USER}:{redis_pw}@{s.bind_address}:{s.redis_port}/0"
+        out["PROMETHEUS_URL"] = f"http://{s.bind_address}:{s.prometheus_port}"
+        out["ALERTMANAGER_URL"] = f"http://{s.bind_address}:{s.alertmanager_port}"
+        return out
+
+    # ----- services ----------------------------------------------------------------------------
+    def services(self) -> list[Service]:
+        s, lay = self.settings, self.layout
+        host = s.bind_address
+        secrets = self.secrets()
+        q = shlex.quote
+        data_source = f"{host}:{s.postgres_port}/postgres?sslmode=disable"
+
+        def http(port: int, path: str) -> Callable[[], None]:
+            def check() -> None:
+                with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as resp:
+                    if resp.status != 200:
+                        raise StackError(f"HTTP {resp.status}")
+
+            return check
+
+        def postgres_ok() -> None:
+            import psycopg
+
+            with psycopg.connect(self.dsn(None), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+
+        def pgbouncer_ok() -> None:
+            import psycopg
+
+            url = (
+                f"postgresql://{sec.PGBOUNCER_ADMIN}:{quote(secrets[sec.PGBOUNCER_ADMIN], safe='')}"
+                f"@{host}:{s.pgbouncer_port}/pgbouncer"
+            )
+            with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+                # The admin console speaks only the simple query protocol.
+                result = conn.pgconn.exec_(b"SHOW VERSION")
+                if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                    raise StackError("SHOW VERSION failed")
+
+        def redis_ok() -> None:
+            import redis
+
+            client = redis.Redis(
+                host=host, port=s.redis_port, username=sec.REDIS_APP_USER, password=secrets["redis_app"],
+                socket_timeout=2,
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
+
+        exporter_env = f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
+            f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
+        )
+        queries = self.etc / "postgres_exporter_queries.yaml"
+        pg_exporter_cmd = (
+            f"{tools.binary('prometheus-postgres-exporter')} --web.listen-address={host}:{s.postgres_exporter_port}"
+            " --auto-discover-databases --exclude-databases=template0,template1"
+        )
+        if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
+            pg_exporter_cmd += f" --extend.query-path={queries}"
+        redis_exporter_cmd = (
+            "/bin/sh -c "
+            + q(
+                f"REDIS_PASSWORD=\"$(cat {q(str(self.secrets_dir / 'redis_exporter'))})\" "
+                f"exec {tools.binary('prometheus-redis-exporter')} -web.listen-address={host}:{s.redis_exporter_port}"
+                f" -redis.addr=redis://{host}:{s.redis_port} -redis.user={sec.REDIS_EXPORTER_USER}"
+            )
+        )
+        return [
+            Service(
+                "postgres", s.postgres_port,
+                f"{self.pg_bindir / 'postgres'} -D {lay.postgres_data} -c config_file={self.etc / 'postgresql.conf'}",
+                10, postgres_ok, stopsignal="INT",
+            ),
+            Service(
+                "pgbouncer", s.pgbouncer_port, f"{tools.pgbouncer_binary()} {self.etc / 'pgbouncer.ini'}",
+                20, pgbouncer_ok, stopsignal="INT",
+            ),
+            Service(
+                "redis", s.redis_port, f"{tools.binary('redis-server')} {self.etc / 'redis.conf'}", 20, redis_ok,
+            ),
+            Service(
+                "postgres_exporter", s.postgres_exporter_port, pg_exporter_cmd, 30,
+                http(s.postgres_exporter_port, "/metrics"), environment=exporter_env, scheme="http",
+            ),
+            Service(
+                "pgbouncer_exporter", s.pgbouncer_exporter_port,
+                f"{Path(sys.executable)} -m infra.exporters.pgbouncer --listen {host}:{s.pgbouncer_exporter_port}"
+                f" --pgbouncer 'host={host} port={s.pgbouncer_port} dbname=pgbouncer user={sec.PGBOUNCER_STATS}'",
+                30, http(s.pgbouncer_exporter_port, "/metrics"),
+                environment=f'PGPASSFILE="{self.etc / "pgpass"}"', scheme="http",
+            ),
+            Service(
+                "redis_exporter", s.redis_exporter_port, redis_exporter_cmd, 30,
+                http(s.redis_exporter_port, "/metrics"), scheme="http",
+            ),
+            Service(
+                "webhook", s.webhook_port,
+                f"{Path(sys.executable)} {REPO_ROOT / 'infra' / 'webhook.py'} --listen {host}:{s.webhook_port}"
+                f" --out {self.logs / 'alerts.jsonl'}",
+                30, http(s.webhook_port, "/health"), scheme="http",
+            ),
+            Service(
+                "alertmanager", s.alertmanager_port,
+                f"{tools.binary('prometheus-alertmanager')} --config.file={self.etc / 'alertmanager.yml'}"
+                f" --storage.path={lay.alertmanager_data} --web.listen-address={host}:{s.alertmanager_port}"
+                " --cluster.listen-address=",
+                40, http(s.alertmanager_port, "/-/ready"), scheme="http",
+            ),
+            Service(
+                "prometheus", s.prometheus_port,
+                f"{tools.binary('prometheus')} --config.file={self.etc / 'prometheus.yml'}"
+                f" --storage.tsdb.path={lay.prometheus_data} --web.listen-address={host}:{s.prometheus_port}"
+                " --web.enable-lifecycle",
+                50, http(s.prometheus_port, "/-/ready"), scheme="http",
+            ),
+        ]
+
+    # ----- supervisord -------------------------------------------------------------------------
+    def _ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(SUPERVISORCTL), "-c", str(self.supervisord_conf), *args],
+            capture_output=True, text=True, check=check,
+        )
+
+    def supervisor_running(self) -> bool:
+        if not (self.run_dir / "supervisor.sock").exists() or not self.supervisord_conf.exists():
+            return False
+        return self._ctl("pid").returncode == 0
+
+    def process_states(self) -> dict[str, str]:
+        """Service name -> supervisord state (RUNNING, STOPPED, FATAL, ...); empty when not running."""
+        if not self.supervisor_running():
+            return {}
+        states = {}
+        for line in self._ctl("status").stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                states[parts[0]] = parts[1]
+        return states
+
+    def _render_supervisord(self, services: list[Service]) -> str:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(render.CONFIG_DIR)), undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        )
+        return env.get_template("supervisord.conf.j2").render(
+            services=services, layout=self.layout, state_dir=self.state_dir, stack=self.name,
+            run_as_root=_is_root(), service_user=SERVICE_USER if _is_root() else "",
+        )
+
+    # ----- preparing the state directory -------------------------------------------------------
+    def _ensure_service_user(self, progress: Progress) -> None:
+        if not _is_root():
+            return
+        try:
+            pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            progress(f"creating system user {SERVICE_USER}")
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                check=True, capture_output=True,
+            )
+
+    def _ensure_traversable(self, progress: Progress) -> None:
+        """The service user must reach the state directory: add o+x to ancestors that lack it."""
+        if not _is_root():
+            return
+        for parent in reversed(self.state_dir.parents):
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                progress(f"granting other users traverse (o+x) on {parent} so {SERVICE_USER} reaches the state")
+                os.chmod(parent, mode | 0o001)
+
+    def _prepare(self, progress: Progress) -> dict[str, str]:
+        self._ensure_service_user(progress)
+        owner = self._owner()
+        for directory in (self.state_dir, self.etc, self.run_dir, self.logs, self.data):
+            directory.mkdir(parents=True, exist_ok=True)
+        lay = self.layout
+        for directory in (lay.redis_data, lay.prometheus_data, lay.alertmanager_data):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o755)
+        os.chmod(self.data, 0o700)
+        self._ensure_traversable(progress)
+        secrets = sec.ensure(self.secrets_dir, self.settings, owner)
+        if owner:
+            for path in [self.state_dir, *self.state_dir.rglob("*")]:
+                if path.is_symlink():
+                    continue
+                os.chown(path, *owner)
+        pg_data = Path(lay.postgres_data)
+        if not (pg_data / "PG_VERSION").exists():
+            progress(f"initialising PostgreSQL {self.pg_major} data directory")
+            pg_data.mkdir(parents=True, exist_ok=True)
+            os.chmod(pg_data, 0o700)
+            if owner:
+                os.chown(pg_data, *owner)
+            cmd = [
+                str(self.pg_bindir / "initdb"), "-D", str(pg_data), "-U", sec.SUPERUSER,
+                f"--pwfile={self.secrets_dir / sec.SUPERUSER}", "--auth=scram-sha-256", "--encoding=UTF8",
+                "--locale=C.UTF-8", "--data-checksums",
+            ]
+            if owner:
+                cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                shutil.rmtree(pg_data, ignore_errors=True)
+                raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+        files = render.render(self.settings, secrets, lay)
+        if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
+            text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
+            files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)
+        render.write(files, self.etc, owner)
+        return secrets
+
+    def _check_ports(self, services: list[Service], running: dict[str, str]) -> None:
+        for svc in services:
+            if running.get(svc.name) == "RUNNING":
+                continue
+            with socket.socket(socket.AF_INET6 if ":" in self.settings.bind_address else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.settings.bind_address, svc.port))
+                except OSError:
+                    key = "agentdb:" + "".join(
+                        part.capitalize() if i else part for i, part in enumerate(f"{svc.name}_port".split("_"))
+                    )
+                    raise StackError(
+                        f"{svc.name}: port {svc.port} on {self.settings.bind_address} is already in use; "
+                        f"stop what holds it or set {key} in the stack file"
+                    ) from None
+
+    def _wait_healthy(self, services: list[Service], progress: Progress) -> None:
+        for svc in services:
+            start = time.monotonic()
+            last: Exception | None = None
+            while time.monotonic() - start < HEALTH_TIMEOUT_S:
+                try:
+                    svc.health()
+                    progress(f"  {svc.name:<20} healthy ({time.monotonic() - start:.1f}s)")
+                    break
+                except Exception as exc:  # not up yet
+                    last = exc
+                    state = self.process_states().get(svc.name)
+                    if state in {"FATAL", "BACKOFF", "EXITED"} and time.monotonic() - start > 5:
+                        break
+                    time.sleep(0.2)
+            else:
+                state = None
+            if last is not None and not _healthy(svc):
+                tail = self.log_tail(svc.name, 15)
+                raise StackError(f"{svc.name} did not become healthy: {last}\n--- {svc.name} log ---\n{tail}")
+
+    # ----- verbs -------------------------------------------------------------------------------
+    def up(self, progress: Progress = print) -> list[ServiceStatus]:
+        """Start what is stopped, wait for health, run the baseline. Idempotent."""
+        from infra import baseline
+
+        tools.ensure_pgbouncer(progress=progress)
+        was_running = self.supervisor_running()
+        states = self.process_states()
+        # Port conflicts are found before anything starts or changes.
+        self._check_ports(self.services() if self.secrets_dir.exists() else self._services_for_ports(), states)
+        self._prepare(progress)
+        services = self.services()
+        conf = self._render_supervisord(services)
+        render.write({"supervisord.conf": render.RenderedFile(conf, 0o600)}, self.etc, None)
+        started_now = False
+        try:
+            if not was_running:
+                progress(f"starting supervisord for stack {self.name} ({self.state_dir})")
+                result = subprocess.run(
+                    [str(SUPERVISORD), "-c", str(self.supervisord_conf)], capture_output=True, text=True
+                )
+                if result.returncode != 0:
+                    raise StackError(f"supervisord failed to start: {result.stderr.strip()}")
+                started_now = True
+            else:
+                self._ctl("reread")
+                self._ctl("update")
+                self._ctl("start", "all")
+            self._wait_healthy(services, progress)
+            progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
+            baseline.apply(self, progress)
+        except BaseException:
+            if started_now:
+                self._shutdown()
+            raise
+        return self.status()
+
+    def _services_for_ports(self) -> list[Service]:
+        """Services with placeholder secrets, only to learn names and ports before secrets exist."""
+        s = self.settings
+        return [Service(name, port, "", 0, lambda: None) for name, port in s.ports().items() if name != "grafana"]
+
+    def _shutdown(self) -> None:
+        if self.supervisor_running():
+            self._ctl("stop", "all")
+            self._ctl("shutdown")
+            pid_file = self.run_dir / "supervisord.pid"
+            for _ in range(100):
+                if not pid_file.exists():
+                    break
+                time.sleep(0.1)
+
+    def down(self, progress: Progress = print) -> None:
+        """Stop every service; keep the data."""
+        if not self.supervisor_running():
+            progress(f"stack {self.name} is not running")
+            return
+        progress(f"stopping stack {self.name}")
+        self._shutdown()
+
+    def destroy(self, progress: Progress = print) -> None:
+        """Stop everything and delete the state directory."""
+        self.down(progress)
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+            progress(f"deleted {self.state_dir}")
+
+    def status(self) -> list[ServiceStatus]:
+        states = self.process_states()
+        out = []
+        host = self.settings.bind_address
+        for svc in self.services() if self.secrets_dir.exists() else self._services_for_ports():
+            state = states.get(svc.name, "STOPPED")
+            health = "healthy" if state == "RUNNING" and _healthy(svc) else "down"
+            out.append(ServiceStatus(svc.name, f"{svc.scheme}://{host}:{svc.port}", state, health))
+        return out
+
+    def log_tail(self, service: str, lines: int = 50) -> str:
+        path = self.logs / f"{service}.log"
+        if not path.exists():
+            return f"(no log at {path})"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _healthy(svc: Service) -> bool:
+    try:
+        svc.health()
+        return True
+    except Exception:
+        return False
+
+
+def format_status(rows: list[ServiceStatus]) -> str:
+    """The service / address / health table `up` and `status` print."""
+    header = ("SERVICE", "ADDRESS", "STATE", "HEALTH")
+    table = [header, *[(r.name, r.address, r.state, r.health) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)

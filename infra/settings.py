@@ -1,0 +1,226 @@
+"""The one typed settings model, read from the `agentdb:` keys of `Pulumi.<stack>.yaml`.
+
+The Pulumi program and the local runner both call `load()`, so one stack file drives both.
+Every key is camelCase in the stack file, snake_case here; every field carries its description
+and default, from which `Pulumi.yaml`'s `config:` block is written (`agentdb settings-schema`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra.databases import DATABASES, REPO_ROOT
+
+NAMESPACE = "agentdb"
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SettingsError(ValueError):
+    """Invalid settings: the message names the key and the rule."""
+
+
+def _f(default: Any, description: str, **kw: Any) -> Any:
+    return Field(default, description=description, **kw)
+
+
+class Settings(BaseModel):
+    """Everything a stack declares. Sizes feed infra.tuning; ports and pools feed the rendered files."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    # Sizes: the tuning inputs, and the container limits in the Docker realization.
+    memory_mb: int = _f(2048, "Memory for PostgreSQL in MiB; tuning and the container limit use it", gt=0)
+    cpus: int = _f(2, "CPUs for PostgreSQL; tuning and the container limit use it", gt=0, le=256)
+    storage: Literal["ssd", "hdd", "san"] = _f("ssd", "Storage kind behind the data directory")
+    workload: Literal["web", "oltp", "dw", "mixed", "desktop"] = _f("oltp", "PGTune workload profile")
+
+    # Where services listen.
+    bind_address: str = _f("127.0.0.1", "Address every service binds to in the local runner")
+    postgres_port: int = _f(5432, "PostgreSQL port", ge=1, le=65535)
+    pgbouncer_port: int = _f(6432, "PgBouncer port (applications connect here)", ge=1, le=65535)
+    redis_port: int = _f(6379, "Redis port", ge=1, le=65535)
+    prometheus_port: int = _f(9090, "Prometheus port", ge=1, le=65535)
+    alertmanager_port: int = _f(9093, "Alertmanager port", ge=1, le=65535)
+    webhook_port: int = _f(9095, "Local Alertmanager webhook receiver port", ge=1, le=65535)
+    postgres_exporter_port: int = _f(9187, "postgres_exporter port", ge=1, le=65535)
+    pgbouncer_exporter_port: int = _f(9127, "pgbouncer_exporter port", ge=1, le=65535)
+    redis_exporter_port: int = _f(9121, "redis_exporter port", ge=1, le=65535)
+    grafana_port: int = _f(3000, "Grafana port (started only where a grafana-server binary exists)", ge=1, le=65535)
+
+    # Which application databases exist.
+    databases: list[str] = _f(
+        ["qlearning", "orchestrator", "afs", "agentic"], "Enabled application databases", min_length=1
+    )
+
+    # PgBouncer.
+    pool_mode: Literal["transaction", "session", "statement"] = _f("transaction", "PgBouncer pool_mode")
+    default_pool_size: int = _f(20, "Server connections per database and user pair", ge=1, le=10000)
+    reserve_pool_size: int = _f(5, "Extra server connections a busy pool may borrow", ge=0, le=10000)
+    max_client_conn: int = _f(1000, "Client connections PgBouncer accepts", ge=1, le=100000)
+    max_prepared_statements: int = _f(200, "Prepared statements PgBouncer tracks per server connection", ge=0)
+
+    # Redis.
+    redis_maxmemory_mb: int = _f(256, "Redis maxmemory in MiB", gt=0)
+    redis_maxmemory_policy: Literal[
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] = _f("allkeys-lru", "Redis eviction policy")
+    redis_persistence: Literal["none", "rdb", "aof"] = _f("rdb", "Redis persistence: none, RDB snapshots or AOF")
+
+    # Retention, in the units the schemas use.
+    retention_days: int = _f(30, "Q-learning TTL: days before q_values, trajectories and sessions expire", gt=0)
+    partition_premake_months: int = _f(3, "Monthly partitions pg_partman keeps made ahead", ge=2, le=24)
+    partition_retention_months: int = _f(12, "Months after which old partitions are detached", gt=0)
+    afs_query_log_retention_days: int = _f(90, "AFS: days query_logs are kept", gt=0)
+    afs_fork_cleanup_hours: int = _f(24, "AFS: hours after which a finished execution's fork_id is cleared", gt=0)
+    agentic_conversation_active_days: int = _f(90, "agentic: days a conversation stays active", gt=0)
+    agentic_conversation_archive_days: int = _f(365, "agentic: days before archived conversation is deleted", gt=0)
+    agentic_decision_active_days: int = _f(182, "agentic: days a decision stays active", gt=0)
+    agentic_decision_archive_days: int = _f(730, "agentic: days before archived decisions are deleted", gt=0)
+    agentic_audit_retention_days: int = _f(1095, "agentic: days the audit log is kept", gt=0)
+    agentic_trust_rollup_after_days: int = _f(30, "agentic: days after which trust metrics roll up daily", gt=0)
+    backup_retention_full: int = _f(2, "pgBackRest: full backups kept", ge=1)
+
+    # Monitoring.
+    scrape_interval_s: int = _f(15, "Prometheus scrape and evaluation interval in seconds", ge=1, le=3600)
+    alert_for_scale: float = _f(1.0, "Multiplier on every alert's `for:` duration (tests use less)", gt=0, le=10)
+
+    # Security and the Docker realization.
+    tls: bool = _f(False, "TLS for PostgreSQL and PgBouncer client connections")
+    publish_postgres: bool = _f(False, "Docker: publish PostgreSQL's port on the host (never in prod)")
+    publish_redis: bool = _f(False, "Docker: publish Redis's port on the host")
+    publish_prometheus: bool = _f(False, "Docker: publish Prometheus's port on the host")
+    base_image: str = _f("debian:trixie-slim", "Docker: Debian base image for the service images")
+    grafana_image: str = _f("grafana/grafana-oss:11.3.0", "Docker: pinned Grafana image")
+
+    @field_validator("databases")
+    @classmethod
+    def _known_databases(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in DATABASES]
+        if unknown:
+            raise ValueError(f"unknown database {unknown[0]!r}; known: {', '.join(DATABASES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a database is listed twice")
+        return value
+
+    @field_validator("bind_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+    @field_validator("base_image", "grafana_image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        name, _, tag = value.rpartition(":")
+        if not name or not tag or tag == "latest" or "/" in tag:
+            raise ValueError(f"image {value!r} must be pinned to a tag other than latest")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.default_pool_size + self.reserve_pool_size > self.max_client_conn:
+            raise ValueError(
+                "defaultPoolSize + reservePoolSize "
+                f"({self.default_pool_size + self.reserve_pool_size}) exceeds maxClientConn ({self.max_client_conn})"
+            )
+        seen: dict[int, str] = {}
+        for service, port in self.ports().items():
+            if port in seen:
+                raise ValueError(f"{seen[port]} and {service} both use port {port}")
+            seen[port] = service
+        return self
+
+    def ports(self) -> dict[str, int]:
+        """Service name -> port, for every service the stack runs."""
+        return {
+            name.removesuffix("_port"): getattr(self, name)
+            for name in type(self).model_fields
+            if name.endswith("_port")
+        }
+
+    @property
+    def enabled(self) -> list:
+        """The enabled databases as infra.databases.Database records, in declared order."""
+        return [DATABASES[key] for key in self.databases]
+
+
+def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def _key_of(loc: tuple) -> str:
+    field = str(loc[0]) if loc else ""
+    if field in Settings.model_fields:
+        field = to_camel(field)
+    return f"{NAMESPACE}:{field}" if field else NAMESPACE
+
+
+def parse(config: dict[str, Any], source: str = "settings") -> Settings:
+    """Build Settings from a Pulumi `config:` mapping; SettingsError names the first bad key."""
+    values: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        namespace, sep, name = str(key).partition(":")
+        if not sep:
+            raise SettingsError(f"{source}: key {key!r} has no namespace; write {NAMESPACE}:{key}")
+        if namespace != NAMESPACE:
+            continue  # other providers' keys (docker:host, ...) are Pulumi's business
+        if isinstance(value, dict) and "secure" in value:
+            continue  # Pulumi secrets are read by the Pulumi program, not here
+        values[name] = value
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _key_of(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        raise SettingsError(f"{source}: {key}: {message}") from None
+
+
+def load(stack: str, root: Path = REPO_ROOT, path: Path | None = None) -> Settings:
+    """Read and validate `Pulumi.<stack>.yaml` (or `path`)."""
+    if not STACK_NAME.match(stack):
+        raise SettingsError(f"stack name {stack!r} must be letters, digits, '-', '_' or '.'")
+    file = path or stack_file(stack, root)
+    if not file.is_file():
+        raise SettingsError(f"{file}: no such stack file; create it or pick another --stack")
+    try:
+        doc = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise SettingsError(f"{file}: expected a mapping with a `config:` mapping")
+    return parse(doc.get("config") or {}, source=str(file.name))
+
+
+def pulumi_config_schema() -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml: every key with its type, description and default."""
+    types = {bool: "boolean", int: "integer", float: "string", str: "string", list: "array"}
+    schema: dict[str, dict[str, Any]] = {}
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        entry: dict[str, Any] = {"type": types.get(type(default), "string"), "description": field.description}
+        if isinstance(default, list):
+            entry["items"] = {"type": "string"}
+        entry["default"] = str(default) if isinstance(default, float) else default
+        schema[f"{NAMESPACE}:{to_camel(name)}"] = entry
+    return schema
