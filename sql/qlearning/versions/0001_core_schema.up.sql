@@ -185,7 +185,7 @@ CREATE TABLE patterns (
     CONSTRAINT patterns_usage_count_non_negative CHECK (usage_count >= 0),
     CONSTRAINT patterns_success_count_non_negative CHECK (success_count >= 0),
     CONSTRAINT patterns_failure_count_non_negative CHECK (failure_count >= 0),
-    CONSTRAINT patterns_outcomes_within_usage CHECK (success_count + failure_count <= usage_count),
+    CONSTRAINT patterns_usage_count_covers_outcomes CHECK (success_count + failure_count <= usage_count),
     CONSTRAINT patterns_avg_reward_finite CHECK (avg_reward <> 'NaN'),
     CONSTRAINT patterns_confidence_score_range CHECK (confidence_score BETWEEN 0 AND 1),
     CONSTRAINT patterns_version_positive CHECK (version >= 1)
@@ -226,7 +226,7 @@ CREATE TABLE agent_states (
     CONSTRAINT agent_states_total_tasks_non_negative CHECK (total_tasks >= 0),
     CONSTRAINT agent_states_successful_tasks_non_negative CHECK (successful_tasks >= 0),
     CONSTRAINT agent_states_failed_tasks_non_negative CHECK (failed_tasks >= 0),
-    CONSTRAINT agent_states_outcomes_within_total CHECK (successful_tasks + failed_tasks <= total_tasks),
+    CONSTRAINT agent_states_total_tasks_covers_outcomes CHECK (successful_tasks + failed_tasks <= total_tasks),
     CONSTRAINT agent_states_total_reward_finite CHECK (total_reward <> 'NaN'),
     CONSTRAINT agent_states_avg_reward_finite CHECK (avg_reward <> 'NaN'),
     CONSTRAINT agent_states_exploration_rate_range CHECK (current_exploration_rate BETWEEN 0 AND 1),
