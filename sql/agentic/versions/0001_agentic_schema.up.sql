@@ -337,8 +337,8 @@ CREATE FUNCTION agentic_check_row_version() RETURNS trigger
     AS $$
 BEGIN
     IF NEW.version IS DISTINCT FROM OLD.version + 1 THEN
-        RAISE EXCEPTION '%.version: stale version, the row is at version % but the update sets %',
-            TG_TABLE_NAME, OLD.version, NEW.version
+        RAISE EXCEPTION '%.version: stale version, the row is at version % so an update must set version = %, got %',
+            TG_TABLE_NAME, OLD.version, OLD.version + 1, NEW.version
             USING ERRCODE = 'serialization_failure',
                 HINT = 'Re-read the row and update with SET version = <version read> + 1 WHERE version = <version read>.';
     END IF;
