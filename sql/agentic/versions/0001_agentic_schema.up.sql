@@ -751,7 +751,7 @@ REVOKE EXECUTE ON FUNCTION
     agentic_rollup_trust_metrics(integer),
     agentic_run_partition_maintenance(),
     agentic_restrict_partition_privileges()
-    FROM PUBLIC, agentic_app;
+    FROM PUBLIC, agentic_app, agentic_readonly;
 
 -- ---------------------------------------------------------------------------------------------
 -- Row-level security: a tenant is a user; the app sees only its current user's rows.
