@@ -26,7 +26,7 @@ import jinja2
 
 from infra import render, tools
 from infra import secrets as sec
-from infra.databases import REPO_ROOT, Database
+from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
 
 SERVICE_USER = "agentdb"
@@ -106,8 +106,13 @@ class LocalStack:
         return entry.pw_uid, entry.pw_gid
 
     # ----- connection strings ------------------------------------------------------------------
-    def dsn(self, db: Database | None, role: str = "admin", via: str = "postgres") -> str:
-        """libpq URL: role admin (superuser, PostgreSQL only), app or readonly; via postgres or pgbouncer."""
+    def dsn(self, db: Database | str | None, role: str = "admin", via: str = "postgres") -> str:
+        """libpq URL: role admin (superuser, PostgreSQL only), app or readonly; via postgres or pgbouncer.
+
+        `db` is a Database, a database key, or None for the `postgres` database.
+        """
+        if isinstance(db, str):
+            db = DATABASES[db]
         s = self.settings
         secrets = self.secrets()
         if role == "admin":
@@ -122,6 +127,17 @@ class LocalStack:
         dbname = db.name if db else "postgres"
         password = quote(secrets[user], safe="")
         return f"postgresql://{user}:{password}@{s.bind_address}:{port}/{dbname}"
+
+    def psql(self, db: Database | str | None, query: str, *args: str) -> str:
+        """Run psql as the superuser against `db` and return its stdout (raises on error)."""
+        result = subprocess.run(
+            [str(self.pg_bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", query, *args,
+             self.dsn(db)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"psql: {result.stderr.strip()}")
+        return result.stdout
 
     def env(self) -> dict[str, str]:
         """The application's connection settings, as environment variables."""
