@@ -12,36 +12,117 @@ KEY = "qlearning"
 # Seed 000's ER diagram, table by table (plus created_at/updated_at where we keep them).
 TABLE_COLUMNS = {
     "agent_types": [
-        "agent_type", "display_name", "description", "state_space_dimensions", "action_space_dimensions",
-        "learning_rate", "discount_factor", "exploration_rate", "is_active", "metadata",
+        "agent_type",
+        "display_name",
+        "description",
+        "state_space_dimensions",
+        "action_space_dimensions",
+        "learning_rate",
+        "discount_factor",
+        "exploration_rate",
+        "is_active",
+        "metadata",
     ],
     "sessions": [
-        "session_id", "agent_type", "session_name", "start_time", "end_time", "status", "task_count",
-        "total_reward", "environment", "metadata",
+        "session_id",
+        "agent_type",
+        "session_name",
+        "start_time",
+        "end_time",
+        "status",
+        "task_count",
+        "total_reward",
+        "environment",
+        "metadata",
     ],
     "q_values": [
-        "q_value_id", "agent_type", "session_id", "state_hash", "state_data", "action_hash", "action_data",
-        "q_value", "visit_count", "confidence_score", "uncertainty", "last_updated", "expires_at", "metadata",
+        "q_value_id",
+        "agent_type",
+        "session_id",
+        "state_hash",
+        "state_data",
+        "action_hash",
+        "action_data",
+        "q_value",
+        "visit_count",
+        "confidence_score",
+        "uncertainty",
+        "last_updated",
+        "expires_at",
+        "metadata",
     ],
     "trajectories": [
-        "trajectory_id", "agent_type", "session_id", "task_id", "initial_state", "final_state",
-        "actions_taken", "states_visited", "step_rewards", "total_reward", "discounted_reward",
-        "execution_time_ms", "success", "error_message", "started_at", "completed_at", "expires_at", "metadata",
+        "trajectory_id",
+        "agent_type",
+        "session_id",
+        "task_id",
+        "initial_state",
+        "final_state",
+        "actions_taken",
+        "states_visited",
+        "step_rewards",
+        "total_reward",
+        "discounted_reward",
+        "execution_time_ms",
+        "success",
+        "error_message",
+        "started_at",
+        "completed_at",
+        "expires_at",
+        "metadata",
     ],
     "rewards": [
-        "reward_id", "agent_type", "session_id", "trajectory_id", "state_hash", "action_hash", "reward_value",
-        "reward_type", "reward_source", "observed_at", "metadata",
+        "reward_id",
+        "agent_type",
+        "session_id",
+        "trajectory_id",
+        "state_hash",
+        "action_hash",
+        "reward_value",
+        "reward_type",
+        "reward_source",
+        "observed_at",
+        "metadata",
     ],
     "patterns": [
-        "pattern_id", "agent_type", "parent_pattern_id", "pattern_name", "pattern_type", "pattern_category",
-        "pattern_data", "trigger_conditions", "expected_outcome", "usage_count", "success_count",
-        "failure_count", "avg_reward", "confidence_score", "first_seen", "last_used", "expires_at", "version",
+        "pattern_id",
+        "agent_type",
+        "parent_pattern_id",
+        "pattern_name",
+        "pattern_type",
+        "pattern_category",
+        "pattern_data",
+        "trigger_conditions",
+        "expected_outcome",
+        "usage_count",
+        "success_count",
+        "failure_count",
+        "avg_reward",
+        "confidence_score",
+        "first_seen",
+        "last_used",
+        "expires_at",
+        "version",
         "metadata",
     ],
     "agent_states": [
-        "state_id", "agent_type", "agent_instance_id", "total_tasks", "successful_tasks", "failed_tasks",
-        "total_reward", "avg_reward", "current_exploration_rate", "current_learning_rate", "success_rate",
-        "patterns_learned", "q_values_stored", "status", "last_activity", "initialized_at", "updated_at",
+        "state_id",
+        "agent_type",
+        "agent_instance_id",
+        "total_tasks",
+        "successful_tasks",
+        "failed_tasks",
+        "total_reward",
+        "avg_reward",
+        "current_exploration_rate",
+        "current_learning_rate",
+        "success_rate",
+        "patterns_learned",
+        "q_values_stored",
+        "status",
+        "last_activity",
+        "initialized_at",
+        "updated_at",
         "metadata",
     ],
 }
@@ -93,11 +174,19 @@ KEYS = [
 # Seed 000's index strategy (and seed 001's named indexes): (index, table, definition after USING).
 INDEXES = [
     # primary indexes
-    ("uniq_q_values_agent_type_state_hash_action_hash", "q_values", "btree (agent_type, state_hash, action_hash)"),
+    (
+        "uniq_q_values_agent_type_state_hash_action_hash",
+        "q_values",
+        "btree (agent_type, state_hash, action_hash)",
+    ),
     ("idx_trajectories_agent_type", "trajectories", "btree (agent_type)"),
     ("idx_trajectories_session_id", "trajectories", "btree (session_id)"),
     ("idx_trajectories_task_id", "trajectories", "btree (task_id)"),
-    ("uniq_patterns_agent_type_pattern_name_version", "patterns", "btree (agent_type, pattern_name, version)"),
+    (
+        "uniq_patterns_agent_type_pattern_name_version",
+        "patterns",
+        "btree (agent_type, pattern_name, version)",
+    ),
     # performance indexes
     ("idx_q_values_lookup", "q_values", "btree (agent_type, state_hash, q_value DESC)"),
     ("idx_patterns_agent_type_avg_reward", "patterns", "btree (agent_type, avg_reward DESC)"),
@@ -125,13 +214,29 @@ INDEXES = [
 
 VIEW_COLUMNS = {
     "agent_performance_summary": [
-        "agent_type", "total_sessions", "total_trajectories", "successful_trajectories", "avg_reward",
-        "cumulative_reward", "avg_execution_time_ms", "unique_patterns", "avg_state_visits", "last_active",
+        "agent_type",
+        "total_sessions",
+        "total_trajectories",
+        "successful_trajectories",
+        "avg_reward",
+        "cumulative_reward",
+        "avg_execution_time_ms",
+        "unique_patterns",
+        "avg_state_visits",
+        "last_active",
         "active_instances",
     ],
     "pattern_effectiveness": [
-        "pattern_id", "usage_count", "success_count", "failure_count", "success_rate", "avg_reward",
-        "confidence_score", "trajectories_using_pattern", "avg_trajectory_reward", "last_used",
+        "pattern_id",
+        "usage_count",
+        "success_count",
+        "failure_count",
+        "success_rate",
+        "avg_reward",
+        "confidence_score",
+        "trajectories_using_pattern",
+        "avg_trajectory_reward",
+        "last_used",
         "days_since_used",
     ],
 }
@@ -150,8 +255,11 @@ FUNCTIONS = [
         "TABLE(action_hash character varying, action_data jsonb, q_value numeric, visit_count integer, "
         "confidence_score numeric)",
     ),
-    ("cleanup_expired_data", "p_batch_size integer, p_max_batches integer",
-     "TABLE(table_name text, deleted_count bigint)"),
+    (
+        "cleanup_expired_data",
+        "p_batch_size integer, p_max_batches integer",
+        "TABLE(table_name text, deleted_count bigint)",
+    ),
     ("refresh_materialized_views", "", "void"),
     (
         "q_learning_update",
@@ -163,10 +271,24 @@ FUNCTIONS = [
 
 # The 18 QE agent types of the Agentic QE Fleet (the registry rows of migration 0002).
 QE_AGENT_TYPES = [
-    "test-generator", "test-executor", "coverage-analyzer", "quality-gate", "quality-analyzer",
-    "performance-tester", "security-scanner", "requirements-validator", "production-intelligence",
-    "fleet-commander", "deployment-readiness", "regression-risk-analyzer", "test-data-architect",
-    "api-contract-validator", "flaky-test-hunter", "visual-tester", "chaos-engineer", "code-complexity",
+    "test-generator",
+    "test-executor",
+    "coverage-analyzer",
+    "quality-gate",
+    "quality-analyzer",
+    "performance-tester",
+    "security-scanner",
+    "requirements-validator",
+    "production-intelligence",
+    "fleet-commander",
+    "deployment-readiness",
+    "regression-risk-analyzer",
+    "test-data-architect",
+    "api-contract-validator",
+    "flaky-test-hunter",
+    "visual-tester",
+    "chaos-engineer",
+    "code-complexity",
 ]
 
 
@@ -183,9 +305,7 @@ def test_the_seven_tables_exist_and_no_others(admin):
     assert sorted(r[0] for r in rows) == sorted(TABLE_COLUMNS)
 
 
-@pytest.mark.parametrize(
-    ("table", "column"), [(t, c) for t, cols in TABLE_COLUMNS.items() for c in cols]
-)
+@pytest.mark.parametrize(("table", "column"), [(t, c) for t, cols in TABLE_COLUMNS.items() for c in cols])
 def test_column_exists(admin, table, column):
     row = admin.execute(
         "SELECT 1 FROM information_schema.columns "
@@ -237,7 +357,9 @@ def test_agent_type_state_hash_lookup_is_served_by_an_index(admin):
     plan = admin.execute(
         "EXPLAIN (FORMAT JSON) SELECT * FROM q_values WHERE agent_type = 'test-gen' AND state_hash = 'abc'"
     ).fetchone()[0]
-    assert "idx_q_values_lookup" in str(plan) or "uniq_q_values_agent_type_state_hash_action_hash" in str(plan)
+    assert "idx_q_values_lookup" in str(plan) or "uniq_q_values_agent_type_state_hash_action_hash" in str(
+        plan
+    )
 
 
 @pytest.mark.parametrize("view", list(VIEW_COLUMNS))
@@ -296,9 +418,8 @@ DDL = [
 @pytest.mark.parametrize("role", ["app", "readonly"])
 @pytest.mark.parametrize("statement", DDL)
 def test_roles_cannot_run_ddl(stack, role, statement):
-    with psycopg.connect(stack.dsn(KEY, role=role)) as conn:
-        with pytest.raises(errors.InsufficientPrivilege):
-            conn.execute(statement)
+    with psycopg.connect(stack.dsn(KEY, role=role)) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(statement)
 
 
 @pytest.mark.parametrize("table", list(TABLE_COLUMNS) + list(VIEW_COLUMNS))
@@ -312,7 +433,9 @@ def test_roles_can_select(stack, role, table):
 def test_app_has_dml_and_readonly_has_none(admin, table):
     for role, wanted in (("qlearning_app", True), ("qlearning_readonly", False)):
         for privilege in ("INSERT", "UPDATE", "DELETE"):
-            got = admin.execute("SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)).fetchone()[0]
+            got = admin.execute(
+                "SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)
+            ).fetchone()[0]
             assert got is wanted, (role, table, privilege)
 
 
@@ -321,11 +444,13 @@ def test_app_may_execute_and_readonly_may_not(admin, name, args, result):
     types = ", ".join(a.split(" ", 1)[1] for a in args.split(", ")) if args else ""
     signature = f"{name}({types})"
     for role, wanted in (("qlearning_app", True), ("qlearning_readonly", False)):
-        got = admin.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, signature)).fetchone()[0]
+        got = admin.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, signature)).fetchone()[
+            0
+        ]
         assert got is wanted, (role, signature)
 
 
 def test_readonly_cannot_write_through_a_function(stack):
-    with psycopg.connect(stack.dsn(KEY, role="readonly")) as conn:
-        with pytest.raises(errors.InsufficientPrivilege):
-            conn.execute("SELECT upsert_q_value('test-generator', 'ro', '{}', 'ro', '{}', 0.5)")
+    denied = pytest.raises(errors.InsufficientPrivilege)
+    with psycopg.connect(stack.dsn(KEY, role="readonly")) as conn, denied:
+        conn.execute("SELECT upsert_q_value('test-generator', 'ro', '{}', 'ro', '{}', 0.5)")

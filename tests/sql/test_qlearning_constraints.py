@@ -1,4 +1,4 @@
-"""Every constraint of qlearning_db rejects its bad input with an error naming the field, and writes nothing."""
+"""Every qlearning_db constraint rejects its bad input with an error naming the field, and writes nothing."""
 
 from __future__ import annotations
 
@@ -16,15 +16,23 @@ VALID = {
     "agent_types": {"agent_type": f"'{MARK}'", "display_name": "'Bad input'"},
     "sessions": {"agent_type": "'test-generator'", "session_name": f"'{MARK}'"},
     "q_values": {
-        "agent_type": "'test-generator'", "state_hash": f"'{MARK}'", "action_hash": "'a'", "q_value": "0.5",
+        "agent_type": "'test-generator'",
+        "state_hash": f"'{MARK}'",
+        "action_hash": "'a'",
+        "q_value": "0.5",
     },
     "trajectories": {"agent_type": "'test-generator'", "task_id": f"'{MARK}'"},
     "rewards": {
-        "agent_type": "'test-generator'", "trajectory_id": f"'{TRAJECTORY_ID}'", "state_hash": f"'{MARK}'",
-        "action_hash": "'a'", "reward_value": "1",
+        "agent_type": "'test-generator'",
+        "trajectory_id": f"'{TRAJECTORY_ID}'",
+        "state_hash": f"'{MARK}'",
+        "action_hash": "'a'",
+        "reward_value": "1",
     },
     "patterns": {
-        "agent_type": "'test-generator'", "pattern_name": f"'{MARK}'", "pattern_type": "'test_template'",
+        "agent_type": "'test-generator'",
+        "pattern_name": f"'{MARK}'",
+        "pattern_type": "'test_template'",
         "pattern_data": "'{}'",
     },
     "agent_states": {"agent_type": "'test-generator'", "agent_instance_id": f"'{MARK}'"},
@@ -32,8 +40,12 @@ VALID = {
 
 # Where to look for a written row: the column that carries the marker.
 MARKER_COLUMN = {
-    "agent_types": "agent_type", "sessions": "session_name", "q_values": "state_hash",
-    "trajectories": "task_id", "rewards": "state_hash", "patterns": "pattern_name",
+    "agent_types": "agent_type",
+    "sessions": "session_name",
+    "q_values": "state_hash",
+    "trajectories": "task_id",
+    "rewards": "state_hash",
+    "patterns": "pattern_name",
     "agent_states": "agent_instance_id",
 }
 
@@ -70,7 +82,13 @@ CASES = [
     ("agent_states", "agent_type", "'no-such-agent'", FOREIGN_KEY, "agent_states_agent_type_fkey"),
     ("rewards", "trajectory_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "rewards_trajectory_id_fkey"),
     ("q_values", "session_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "q_values_session_id_fkey"),
-    ("patterns", "parent_pattern_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "patterns_parent_pattern_id_fkey"),
+    (
+        "patterns",
+        "parent_pattern_id",
+        f"'{uuid.UUID(int=1)}'",
+        FOREIGN_KEY,
+        "patterns_parent_pattern_id_fkey",
+    ),
     # q_value NaN or infinite (infinity cannot fit the column's precision)
     ("q_values", "q_value", "'NaN'", CHECK, "q_values_q_value_finite"),
     ("q_values", "q_value", "'Infinity'", OVERFLOW, "infinite"),
@@ -120,7 +138,13 @@ CASES = [
     ("agent_types", "action_space_dimensions", "0", CHECK, "agent_types_action_space_dimensions_positive"),
     # time order
     ("sessions", "end_time", "now() - interval '1 day'", CHECK, "sessions_end_after_start"),
-    ("trajectories", "completed_at", "now() - interval '1 day'", CHECK, "trajectories_completed_after_started"),
+    (
+        "trajectories",
+        "completed_at",
+        "now() - interval '1 day'",
+        CHECK,
+        "trajectories_completed_after_started",
+    ),
 ]
 
 
@@ -143,7 +167,9 @@ def app(stack):
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
-    return conn.execute(f"SELECT count(*) FROM {table} WHERE {MARKER_COLUMN[table]} = %s", (MARK,)).fetchone()[0]
+    return conn.execute(
+        f"SELECT count(*) FROM {table} WHERE {MARKER_COLUMN[table]} = %s", (MARK,)
+    ).fetchone()[0]
 
 
 def test_the_valid_rows_are_accepted(app):
@@ -174,7 +200,9 @@ def test_bad_input_is_rejected_and_nothing_is_written(app, table, column, value,
         app.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(row.values())})")
     err = caught.value
     assert err.sqlstate == sqlstate, err
-    text = " ".join(filter(None, [err.diag.message_primary, err.diag.message_detail, err.diag.constraint_name]))
+    text = " ".join(
+        filter(None, [err.diag.message_primary, err.diag.message_detail, err.diag.constraint_name])
+    )
     assert names in text, text
     assert _count(app, table) == 0
 
