@@ -243,4 +243,5 @@ CREATE TRIGGER trg_agent_states_updated_at
     BEFORE UPDATE ON agent_states
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 
-REVOKE EXECUTE ON FUNCTION set_updated_at() FROM PUBLIC;
+-- A trigger function is never called directly.
+REVOKE EXECUTE ON FUNCTION set_updated_at() FROM PUBLIC, qlearning_app, qlearning_readonly;

@@ -345,9 +345,14 @@ BEGIN
 END;
 $$;
 
--- Only the app role (default privileges) may execute these; readonly has SELECT only.
-REVOKE EXECUTE ON FUNCTION upsert_q_value(VARCHAR, VARCHAR, JSONB, VARCHAR, JSONB, NUMERIC, UUID) FROM PUBLIC;
+-- The app role executes everything (default privileges). The readonly role may only read: the
+-- baseline's default privileges grant it EXECUTE on functions, so the writing ones are revoked here;
+-- get_best_action is a plain read and stays executable for it.
+REVOKE EXECUTE ON FUNCTION upsert_q_value(VARCHAR, VARCHAR, JSONB, VARCHAR, JSONB, NUMERIC, UUID)
+    FROM PUBLIC, qlearning_readonly;
+REVOKE EXECUTE ON FUNCTION q_learning_update(VARCHAR, VARCHAR, VARCHAR, NUMERIC, VARCHAR)
+    FROM PUBLIC, qlearning_readonly;
+REVOKE EXECUTE ON FUNCTION cleanup_expired_data(INTEGER, INTEGER) FROM PUBLIC, qlearning_readonly;
+REVOKE EXECUTE ON FUNCTION refresh_materialized_views() FROM PUBLIC, qlearning_readonly;
 REVOKE EXECUTE ON FUNCTION get_best_action(VARCHAR, VARCHAR) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION q_learning_update(VARCHAR, VARCHAR, VARCHAR, NUMERIC, VARCHAR) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION cleanup_expired_data(INTEGER, INTEGER) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION refresh_materialized_views() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION get_best_action(VARCHAR, VARCHAR) TO qlearning_readonly;
