@@ -97,7 +97,7 @@ CREATE TABLE agent_decisions (
     CONSTRAINT agent_decisions_decision_type_not_blank CHECK (btrim(decision_type) <> ''),
     CONSTRAINT agent_decisions_input_context_is_object CHECK (jsonb_typeof(input_context) = 'object'),
     CONSTRAINT agent_decisions_action_taken_is_object_with_string_type CHECK (
-        jsonb_typeof(action_taken) = 'object' AND jsonb_typeof(action_taken -> 'type') = 'string'
+        jsonb_typeof(action_taken) = 'object' AND COALESCE(jsonb_typeof(action_taken -> 'type'), 'missing') = 'string'
     ),
     CONSTRAINT agent_decisions_action_taken_risk_level_known CHECK (
         (action_taken ->> 'risk_level') IS NULL
