@@ -246,7 +246,7 @@ FUNCTIONS = [
     (
         "upsert_q_value",
         "p_agent_type character varying, p_state_hash character varying, p_state_data jsonb, "
-        "p_action_hash character varying, p_action_data jsonb, p_q_value numeric, p_session_id uuid",
+        "p_action_hash character varying, p_action_data jsonb, p_q_value double precision, p_session_id uuid",
         "bigint",
     ),
     (
@@ -264,7 +264,7 @@ FUNCTIONS = [
     (
         "q_learning_update",
         "p_agent_type character varying, p_state_hash character varying, p_action_hash character varying, "
-        "p_reward numeric, p_next_state_hash character varying",
+        "p_reward double precision, p_next_state_hash character varying",
         "numeric",
     ),
 ]

@@ -94,14 +94,16 @@ LEFT JOIN trajectory_use AS u ON u.pattern_key = p.pattern_id::text;
 CREATE UNIQUE INDEX uniq_pattern_effectiveness_pattern_id ON pattern_effectiveness (pattern_id);
 
 -- upsert_q_value: insert or update one (state, action) estimate atomically (ON CONFLICT takes the
--- row lock, so concurrent callers never lose a visit). Returns q_value_id.
+-- row lock, so concurrent callers never lose a visit). Returns q_value_id. q_value is DOUBLE
+-- PRECISION so that clients may pass a float or a decimal (numeric casts to it implicitly); it is
+-- stored as NUMERIC(12, 6).
 CREATE FUNCTION upsert_q_value(
     p_agent_type  VARCHAR,
     p_state_hash  VARCHAR,
     p_state_data  JSONB,
     p_action_hash VARCHAR,
     p_action_data JSONB,
-    p_q_value     NUMERIC,
+    p_q_value     DOUBLE PRECISION,
     p_session_id  UUID DEFAULT NULL
 ) RETURNS BIGINT
 LANGUAGE plpgsql AS $$
@@ -182,7 +184,7 @@ CREATE FUNCTION q_learning_update(
     p_agent_type      VARCHAR,
     p_state_hash      VARCHAR,
     p_action_hash     VARCHAR,
-    p_reward          NUMERIC,
+    p_reward          DOUBLE PRECISION,
     p_next_state_hash VARCHAR
 ) RETURNS NUMERIC
 LANGUAGE plpgsql AS $$
@@ -190,6 +192,7 @@ DECLARE
     v_alpha    NUMERIC;
     v_gamma    NUMERIC;
     v_max_next NUMERIC;
+    v_reward   NUMERIC;
     v_q        NUMERIC;
 BEGIN
     IF p_agent_type IS NULL OR btrim(p_agent_type) = '' THEN
@@ -213,6 +216,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    v_reward := p_reward::NUMERIC;  -- exact arithmetic from here on (float8 -> numeric keeps 15 digits)
+
     SELECT learning_rate, discount_factor INTO v_alpha, v_gamma
     FROM agent_types
     WHERE agent_type = p_agent_type;
@@ -231,11 +236,11 @@ BEGIN
     INSERT INTO q_values AS q (
         agent_type, state_hash, action_hash, q_value, visit_count, confidence_score, uncertainty
     ) VALUES (
-        p_agent_type, p_state_hash, p_action_hash, v_alpha * (p_reward + v_gamma * v_max_next),
+        p_agent_type, p_state_hash, p_action_hash, v_alpha * (v_reward + v_gamma * v_max_next),
         1, 0.5, 1
     )
     ON CONFLICT (agent_type, state_hash, action_hash) DO UPDATE
-    SET q_value          = q.q_value + v_alpha * (p_reward + v_gamma * v_max_next - q.q_value),
+    SET q_value          = q.q_value + v_alpha * (v_reward + v_gamma * v_max_next - q.q_value),
         visit_count      = q.visit_count + 1,
         confidence_score = round((q.visit_count + 1)::numeric / (q.visit_count + 2), 4),
         uncertainty      = round(1 / sqrt((q.visit_count + 1)::numeric), 4),
@@ -348,9 +353,9 @@ $$;
 -- The app role executes everything (default privileges). The readonly role may only read: the
 -- baseline's default privileges grant it EXECUTE on functions, so the writing ones are revoked here;
 -- get_best_action is a plain read and stays executable for it.
-REVOKE EXECUTE ON FUNCTION upsert_q_value(VARCHAR, VARCHAR, JSONB, VARCHAR, JSONB, NUMERIC, UUID)
+REVOKE EXECUTE ON FUNCTION upsert_q_value(VARCHAR, VARCHAR, JSONB, VARCHAR, JSONB, DOUBLE PRECISION, UUID)
     FROM PUBLIC, qlearning_readonly;
-REVOKE EXECUTE ON FUNCTION q_learning_update(VARCHAR, VARCHAR, VARCHAR, NUMERIC, VARCHAR)
+REVOKE EXECUTE ON FUNCTION q_learning_update(VARCHAR, VARCHAR, VARCHAR, DOUBLE PRECISION, VARCHAR)
     FROM PUBLIC, qlearning_readonly;
 REVOKE EXECUTE ON FUNCTION cleanup_expired_data(INTEGER, INTEGER) FROM PUBLIC, qlearning_readonly;
 REVOKE EXECUTE ON FUNCTION refresh_materialized_views() FROM PUBLIC, qlearning_readonly;
