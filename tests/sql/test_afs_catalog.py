@@ -136,7 +136,7 @@ FUNCTIONS = [
     ("validate_sql_commands(text[])", "i"),
     ("check_consensus_decision()", "v"),
     ("query_logs_has_vector_search()", "s"),
-    ("hybrid_search_query_logs(text, real[], integer)", "s"),
+    ("hybrid_search_query_logs(text, double precision[], integer)", "s"),
     ("fork_created_at(text)", "i"),
     ("purge_query_logs(integer)", "v"),
     ("clear_stale_forks(integer)", "v"),

@@ -68,7 +68,7 @@ $$;
 -- search_text uses web-search syntax ("revenue or monthly", "-payments", "\"exact phrase\"").
 -- Without pgvector, or without search_embedding, score is the full-text score alone.
 CREATE FUNCTION hybrid_search_query_logs(
-    search_text text, search_embedding real[] DEFAULT NULL, result_limit integer DEFAULT 10
+    search_text text, search_embedding double precision[] DEFAULT NULL, result_limit integer DEFAULT 10
 )
 RETURNS TABLE (
     id integer,
@@ -97,7 +97,7 @@ BEGIN
     IF search_embedding IS NOT NULL AND query_logs_has_vector_search() THEN
         RETURN QUERY
         WITH q AS (
-            SELECT websearch_to_tsquery('english', search_text) AS tsq, search_embedding::vector AS emb
+            SELECT websearch_to_tsquery('english', search_text) AS tsq, search_embedding::real[]::vector AS emb
         ),
         text_hits AS (
             SELECT l.id, ts_rank(to_tsvector('english', l.query_text), q.tsq, 32)::double precision AS text_score
