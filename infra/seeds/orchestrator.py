@@ -67,11 +67,20 @@ ACHIEVEMENTS = [
 
 # (from, to, local_trust, interactions)
 TRUST = [
-    ("agent-01", "agent-02", 0.9, 40), ("agent-01", "agent-03", 0.8, 25), ("agent-02", "agent-01", 0.95, 38),
-    ("agent-02", "agent-04", 0.6, 12), ("agent-03", "agent-01", 0.85, 20), ("agent-03", "agent-10", 0.7, 9),
-    ("agent-04", "agent-03", 0.75, 14), ("agent-05", "agent-04", 0.5, 6), ("agent-06", "agent-03", 0.8, 11),
-    ("agent-07", "agent-06", 0.4, 3), ("agent-08", "agent-05", 0.3, 2), ("agent-10", "agent-03", 0.9, 16),
-    ("agent-10", "agent-01", 0.7, 8), ("agent-09", "agent-08", 0.2, 1),
+    ("agent-01", "agent-02", 0.9, 40),
+    ("agent-01", "agent-03", 0.8, 25),
+    ("agent-02", "agent-01", 0.95, 38),
+    ("agent-02", "agent-04", 0.6, 12),
+    ("agent-03", "agent-01", 0.85, 20),
+    ("agent-03", "agent-10", 0.7, 9),
+    ("agent-04", "agent-03", 0.75, 14),
+    ("agent-05", "agent-04", 0.5, 6),
+    ("agent-06", "agent-03", 0.8, 11),
+    ("agent-07", "agent-06", 0.4, 3),
+    ("agent-08", "agent-05", 0.3, 2),
+    ("agent-10", "agent-03", 0.9, 16),
+    ("agent-10", "agent-01", 0.7, 8),
+    ("agent-09", "agent-08", 0.2, 1),
 ]
 
 
@@ -82,15 +91,26 @@ def sample(conn: psycopg.Connection) -> None:
     a = {key: _id(key) for key, *_ in AGENTS}
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO agents (id, agent_id, name, type, status, total_points, current_tier, elo_rating, metadata)"
+            "INSERT INTO agents (id, agent_id, name, type, status, total_points, current_tier,"
+            " elo_rating, metadata)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True})) for k, n, t, s, p, tier, elo in AGENTS],
+            [
+                (a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True}))
+                for k, n, t, s, p, tier, elo in AGENTS
+            ],
         )
         cur.executemany(
             "INSERT INTO agent_skills (agent_id, skill_name, proficiency) VALUES (%s, %s, %s)",
-            [(a[k], skill, 60 + 4 * i) for i, (k, *_) in enumerate(AGENTS) for skill in ("planning", "python")],
+            [
+                (a[k], skill, 60 + 4 * i)
+                for i, (k, *_) in enumerate(AGENTS)
+                for skill in ("planning", "python")
+            ],
         )
-        cur.execute("INSERT INTO teams (id, name, leader_id) VALUES (%s, 'Core', %s)", (_id("team-core"), a["agent-01"]))
+        cur.execute(
+            "INSERT INTO teams (id, name, leader_id) VALUES (%s, 'Core', %s)",
+            (_id("team-core"), a["agent-01"]),
+        )
         cur.executemany(
             "INSERT INTO team_members (team_id, agent_id) VALUES (%s, %s)",
             [(_id("team-core"), a[k]) for k in ("agent-01", "agent-03", "agent-04", "agent-05")],
@@ -99,10 +119,17 @@ def sample(conn: psycopg.Connection) -> None:
         # Tasks go through their lifecycle so the completion trigger computes each agent's stats.
         for key, title, prio, status, who, quality, minutes, points in TASKS:
             tid = _id(key)
-            first = status if status in ("pending", "assigned", "in_progress") else "in_progress" if who else "pending"
+            first = (
+                status
+                if status in ("pending", "assigned", "in_progress")
+                else "in_progress"
+                if who
+                else "pending"
+            )
             started = timedelta(minutes=minutes) if minutes else None
             cur.execute(
-                "INSERT INTO tasks (id, task_id, title, priority, points_reward, assigned_to, status, started_at)"
+                "INSERT INTO tasks (id, task_id, title, priority, points_reward, assigned_to,"
+                " status, started_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, now() - %s::interval)",
                 (tid, key, title, prio, points, a.get(who), first, started),
             )
@@ -117,30 +144,44 @@ def sample(conn: psycopg.Connection) -> None:
         )
 
         cur.executemany(
-            "INSERT INTO achievements (id, achievement_id, name, category, points_reward, rarity, requirements)"
+            "INSERT INTO achievements (id, achievement_id, name, category, points_reward, rarity,"
+            " requirements)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [(_id(k), k, n, c, p, r, Jsonb({"key": k})) for k, n, c, p, r in ACHIEVEMENTS],
         )
         cur.executemany(
             "INSERT INTO agent_achievements (agent_id, achievement_id) VALUES (%s, %s)",
-            [(a["agent-03"], _id("first-task")), (a["agent-04"], _id("first-task")),
-             (a["agent-01"], _id("mentor")), (a["agent-03"], _id("quality-90"))],
+            [
+                (a["agent-03"], _id("first-task")),
+                (a["agent-04"], _id("first-task")),
+                (a["agent-01"], _id("mentor")),
+                (a["agent-03"], _id("quality-90")),
+            ],
         )
 
         # Voting: one closed by simple majority, one open weighted, one ranked choice closed.
         options = Jsonb(["postgres", "mysql", "sqlite"])
-        for key, algo in (("vote-db", "simple_majority"), ("vote-budget", "weighted"), ("vote-name", "ranked_choice")):
+        for key, algo in (
+            ("vote-db", "simple_majority"),
+            ("vote-budget", "weighted"),
+            ("vote-name", "ranked_choice"),
+        ):
             cur.execute(
                 "INSERT INTO voting_sessions (id, session_id, topic, algorithm, options, created_by)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 (_id(key), key, f"Sample decision {key}", algo, options, a["agent-01"]),
             )
-        ballots = [("agent-01", "postgres", ["postgres", "sqlite"]), ("agent-02", "postgres", ["postgres", "mysql"]),
-                   ("agent-03", "mysql", ["mysql", "postgres"]), ("agent-04", "sqlite", ["sqlite", "postgres"]),
-                   ("agent-05", "postgres", ["postgres"])]
+        ballots = [
+            ("agent-01", "postgres", ["postgres", "sqlite"]),
+            ("agent-02", "postgres", ["postgres", "mysql"]),
+            ("agent-03", "mysql", ["mysql", "postgres"]),
+            ("agent-04", "sqlite", ["sqlite", "postgres"]),
+            ("agent-05", "postgres", ["postgres"]),
+        ]
         for session in ("vote-db", "vote-budget", "vote-name"):
             cur.executemany(
-                "INSERT INTO votes (session_id, agent_id, vote_option, ranking, confidence, weight, tokens_spent)"
+                "INSERT INTO votes (session_id, agent_id, vote_option, ranking, confidence, weight,"
+                " tokens_spent)"
                 " VALUES (%s, %s, %s, %s, 0.9, 1.0, 4)",
                 [(_id(session), a[k], opt, rank) for k, opt, rank in ballots],
             )
@@ -151,17 +192,19 @@ def sample(conn: psycopg.Connection) -> None:
         for i, key in enumerate(("bs-onboarding", "bs-latency", "bs-naming")):
             sid = _id(key)
             cur.execute(
-                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES"
+                " (%s, %s, %s, %s)",
                 (sid, key, f"Brainstorm: {key[3:]}", a["agent-02"]),
             )
-            members = ["agent-02", "agent-0%d" % (i + 3), "agent-0%d" % (i + 6)]
+            members = ["agent-02", f"agent-0{i + 3}", f"agent-0{i + 6}"]
             cur.executemany(
                 "INSERT INTO brainstorm_participants (session_id, agent_id) VALUES (%s, %s)",
                 [(sid, a[m]) for m in members],
             )
             for j, m in enumerate(members):
                 cur.execute(
-                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s, %s, %s, %s)",
+                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s,"
+                    " %s, %s, %s)",
                     (_id(f"{key}-idea-{j}"), sid, a[m], f"Idea {j + 1}", f"Proposal {j + 1} for {key}"),
                 )
             cur.execute(
@@ -186,8 +229,11 @@ def sample(conn: psycopg.Connection) -> None:
         )
         cur.executemany(
             "INSERT INTO peer_ratings (rater_id, ratee_id, task_id, rating) VALUES (%s, %s, %s, %s)",
-            [(a["agent-01"], a["agent-03"], _id("task-01"), 4.8), (a["agent-02"], a["agent-04"], _id("task-02"), 4.2),
-             (a["agent-06"], a["agent-05"], _id("task-03"), 3.9)],
+            [
+                (a["agent-01"], a["agent-03"], _id("task-01"), 4.8),
+                (a["agent-02"], a["agent-04"], _id("task-02"), 4.2),
+                (a["agent-06"], a["agent-05"], _id("task-03"), 3.9),
+            ],
         )
         cur.execute("SELECT compute_eigentrust()")
 
@@ -203,7 +249,8 @@ def sample(conn: psycopg.Connection) -> None:
                 (bid, key, f"Sample {key}", mode),
             )
             cur.executemany(
-                "INSERT INTO battle_participants (battle_id, agent_id) VALUES (%s, %s)", [(bid, a[p]) for p in players]
+                "INSERT INTO battle_participants (battle_id, agent_id) VALUES (%s, %s)",
+                [(bid, a[p]) for p in players],
             )
             if scores[0] is not None:
                 for p, s in zip(players, scores, strict=True):
@@ -221,10 +268,17 @@ def sample(conn: psycopg.Connection) -> None:
         # Mentorship.
         for lvl, skill in ((1, "python"), (2, "python"), (1, "planning")):
             cur.execute(
-                "INSERT INTO mentorship_curriculum (id, skill_name, level, title, objectives, assessment_tasks)"
+                "INSERT INTO mentorship_curriculum (id, skill_name, level, title, objectives,"
+                " assessment_tasks)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (_id(f"cur-{skill}-{lvl}"), skill, lvl, f"{skill.title()} level {lvl}",
-                 [f"{skill} objective A", f"{skill} objective B"], Jsonb([{"task": f"{skill} exercise {lvl}"}])),
+                (
+                    _id(f"cur-{skill}-{lvl}"),
+                    skill,
+                    lvl,
+                    f"{skill.title()} level {lvl}",
+                    [f"{skill} objective A", f"{skill} objective B"],
+                    Jsonb([{"task": f"{skill} exercise {lvl}"}]),
+                ),
             )
         cur.executemany(
             "INSERT INTO mentor_profiles (agent_id, specialties) VALUES (%s, %s)",
@@ -237,12 +291,14 @@ def sample(conn: psycopg.Connection) -> None:
         ):
             pid = _id(key)
             cur.execute(
-                "INSERT INTO mentorship_pairings (id, mentor_id, mentee_id, skill_focus, status, planned_sessions)"
+                "INSERT INTO mentorship_pairings (id, mentor_id, mentee_id, skill_focus, status,"
+                " planned_sessions)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 (pid, a[mentor], a[mentee], skill, status, 10 if status == "active" else 4),
             )
             cur.executemany(
-                "INSERT INTO mentorship_sessions (pairing_id, session_number, topic, curriculum_id, mentor_rating,"
+                "INSERT INTO mentorship_sessions (pairing_id, session_number, topic, curriculum_id,"
+                " mentor_rating,"
                 " mentee_rating, duration_minutes) VALUES (%s, %s, %s, %s, 5, 4, 45)",
                 [(pid, n, f"Session {n}", _id(f"cur-{skill}-1")) for n in range(1, done + 1)],
             )
@@ -254,20 +310,29 @@ def sample(conn: psycopg.Connection) -> None:
 
         # Rewards and penalties.
         cur.executemany(
-            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES (%s, %s, %s, %s)",
-            [("gpu_hours", "hours", 500, 500), ("api_quota", "calls", 100000, 100000), ("memory_gb", "GB", 256, 256)],
+            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES"
+            " (%s, %s, %s, %s)",
+            [
+                ("gpu_hours", "hours", 500, 500),
+                ("api_quota", "calls", 100000, 100000),
+                ("memory_gb", "GB", 256, 256),
+            ],
         )
         cur.execute(
-            "INSERT INTO resource_allocations (pool_id, agent_id, resource_type, amount, performance_tier, expires_at)"
+            "INSERT INTO resource_allocations (pool_id, agent_id, resource_type, amount,"
+            " performance_tier, expires_at)"
             " SELECT id, %s, resource_type, 40, 'diamond', now() + interval '7 days' FROM resource_pools"
             " WHERE resource_type = 'gpu_hours'",
             (a["agent-01"],),
         )
         cur.executemany(
-            "INSERT INTO rewards (reward_key, name, reward_type, cost_points, required_tier) VALUES (%s, %s, %s, %s, %s)",
-            [("extra-gpu", "Extra GPU hours", "resource", 500, "gold"),
-             ("fast-lane", "Priority queue access", "priority", 300, "silver"),
-             ("golden-badge", "Golden badge", "badge", 0, "gold")],
+            "INSERT INTO rewards (reward_key, name, reward_type, cost_points, required_tier) VALUES"
+            " (%s, %s, %s, %s, %s)",
+            [
+                ("extra-gpu", "Extra GPU hours", "resource", 500, "gold"),
+                ("fast-lane", "Priority queue access", "priority", 300, "silver"),
+                ("golden-badge", "Golden badge", "badge", 0, "gold"),
+            ],
         )
         cur.executemany(
             "INSERT INTO penalty_rules (violation_type, severity, penalty_points, requires_retraining)"
