@@ -385,21 +385,22 @@ DECLARE
     v_state text;
     v_expires_at timestamptz;
 BEGIN
+    -- TG_ARGV[0] is the table name to report: on a partition TG_TABLE_NAME is the child's name.
     SELECT s.session_state, s.expires_at INTO v_state, v_expires_at
     FROM agent_sessions AS s
     WHERE s.session_id = NEW.session_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION '%.session_id: session % does not exist', TG_TABLE_NAME, NEW.session_id
+        RAISE EXCEPTION '%.session_id: session % does not exist', TG_ARGV[0], NEW.session_id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     IF v_expires_at <= CURRENT_TIMESTAMP THEN
-        RAISE EXCEPTION '%.session_id: session % expired at %', TG_TABLE_NAME, NEW.session_id, v_expires_at
+        RAISE EXCEPTION '%.session_id: session % expired at %', TG_ARGV[0], NEW.session_id, v_expires_at
             USING ERRCODE = 'object_not_in_prerequisite_state',
                 HINT = 'Start a new session; an expired session accepts no decisions or messages.';
     END IF;
     IF v_state <> 'active' THEN
         RAISE EXCEPTION '%.session_id: session % is %, only active sessions accept new rows',
-            TG_TABLE_NAME, NEW.session_id, v_state
+            TG_ARGV[0], NEW.session_id, v_state
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     RETURN NEW;
@@ -407,9 +408,9 @@ END
 $$;
 
 CREATE TRIGGER agent_decisions_require_usable_session BEFORE INSERT ON agent_decisions
-    FOR EACH ROW EXECUTE FUNCTION agentic_require_usable_session();
+    FOR EACH ROW EXECUTE FUNCTION agentic_require_usable_session('agent_decisions');
 CREATE TRIGGER conversation_history_require_usable_session BEFORE INSERT ON conversation_history
-    FOR EACH ROW EXECUTE FUNCTION agentic_require_usable_session();
+    FOR EACH ROW EXECUTE FUNCTION agentic_require_usable_session('conversation_history');
 
 CREATE FUNCTION agentic_check_parent_message() RETURNS trigger
     LANGUAGE plpgsql
