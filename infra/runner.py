@@ -160,7 +160,7 @@ class LocalStack:
         host = s.bind_address
         secrets = self.secrets()
         q = shlex.quote
-        data_source = f"{host}:{s.postgres_port}/postgres?sslmode=disable"
+        data_source = f"{host}:{s.postgres_port}/postgres?sslmode={'require' if s.tls else 'disable'}"
 
         def http(port: int, path: str) -> Callable[[], None]:
             def check() -> None:
@@ -361,12 +361,34 @@ class LocalStack:
             if result.returncode != 0:
                 shutil.rmtree(pg_data, ignore_errors=True)
                 raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+        if self.settings.tls:
+            self._ensure_certificate(progress, owner)
         files = render.render(self.settings, secrets, lay)
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
             files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)
         render.write(files, self.etc, owner)
         return secrets
+
+    def _ensure_certificate(self, progress: Progress, owner: tuple[int, int] | None) -> None:
+        """A self-signed server certificate for PostgreSQL and PgBouncer TLS, made once at the first `up`."""
+        cert, key = self.secrets_dir / "server.crt", self.secrets_dir / "server.key"
+        if cert.exists() and key.exists():
+            return
+        progress("generating a self-signed TLS certificate")
+        host = self.settings.bind_address
+        result = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825", "-sha256",
+             "-subj", f"/CN=agentdb-{self.name}", "-addext", f"subjectAltName=DNS:localhost,IP:{host}",
+             "-keyout", str(key), "-out", str(cert)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"openssl could not make the TLS certificate: {result.stderr.strip()}")
+        for path in (cert, key):
+            os.chmod(path, 0o600)
+            if owner:
+                os.chown(path, *owner)
 
     def _check_ports(self, services: list[Service], running: dict[str, str]) -> None:
         for svc in services:

@@ -64,7 +64,11 @@ def load(secrets_dir: Path) -> dict[str, str]:
     """Read the existing secrets (for `env`, tests and the CLI)."""
     if not secrets_dir.is_dir():
         return {}
-    return {path.name: path.read_text().strip() for path in sorted(secrets_dir.iterdir()) if path.is_file()}
+    return {
+        path.name: path.read_text().strip()
+        for path in sorted(secrets_dir.iterdir())
+        if path.is_file() and path.suffix not in {".crt", ".key"}
+    }
 
 
 def scram_sha256(role: str, password: str, iterations: int = SCRAM_ITERATIONS) -> str:
