@@ -170,3 +170,13 @@ def test_sample_loads_the_documents_worked_example(conn):
         conn.rollback()
     assert result["users"] == 10 and result["orders"] == 100
     assert (winner, applied, agents, baselines) == ("partial_index", False, 3, 3)
+
+
+def test_agentdb_seed_loads_the_documents_volumes(stack, conn):
+    conn.rollback()  # hold no lock while the CLI truncates
+    stack.cli("seed", "--db", KEY)
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM orders), (SELECT count(*) FROM payments),"
+        " (SELECT count(*) FROM orders WHERE status = 'completed')"
+    ).fetchone()
+    assert counts == (1_000, 10_000, 10_000, 7_500)
