@@ -25,20 +25,85 @@ TABLES = [
 
 # Every column of the story's CREATE TABLE statements, plus the QA fixes (version, expires_at).
 COLUMNS = {
-    "agents": ["agent_id", "name", "persona_type", "capabilities", "config", "created_at", "updated_at",
-               "is_active", "version"],
-    "agent_sessions": ["session_id", "agent_id", "user_id", "trust_level", "context", "started_at", "ended_at",
-                       "session_state", "metadata", "expires_at", "version"],
-    "agent_decisions": ["decision_id", "session_id", "decision_type", "input_context", "decision_rationale",
-                        "action_taken", "confidence_score", "user_feedback", "created_at", "execution_time_ms"],
-    "trust_metrics": ["metric_id", "session_id", "metric_type", "metric_value", "measurement_context",
-                      "recorded_at"],
-    "agent_knowledge": ["knowledge_id", "agent_id", "knowledge_type", "domain", "content", "embedding",
-                        "usage_count", "success_rate", "created_at", "last_used_at"],
-    "conversation_history": ["message_id", "session_id", "role", "content", "message_type", "parent_message_id",
-                             "created_at", "tokens_used", "model_used"],
-    "agent_audit_log": ["audit_id", "agent_id", "session_id", "action_type", "action_details", "risk_level",
-                        "user_id", "timestamp", "ip_address", "user_agent"],
+    "agents": [
+        "agent_id",
+        "name",
+        "persona_type",
+        "capabilities",
+        "config",
+        "created_at",
+        "updated_at",
+        "is_active",
+        "version",
+    ],
+    "agent_sessions": [
+        "session_id",
+        "agent_id",
+        "user_id",
+        "trust_level",
+        "context",
+        "started_at",
+        "ended_at",
+        "session_state",
+        "metadata",
+        "expires_at",
+        "version",
+    ],
+    "agent_decisions": [
+        "decision_id",
+        "session_id",
+        "decision_type",
+        "input_context",
+        "decision_rationale",
+        "action_taken",
+        "confidence_score",
+        "user_feedback",
+        "created_at",
+        "execution_time_ms",
+    ],
+    "trust_metrics": [
+        "metric_id",
+        "session_id",
+        "metric_type",
+        "metric_value",
+        "measurement_context",
+        "recorded_at",
+    ],
+    "agent_knowledge": [
+        "knowledge_id",
+        "agent_id",
+        "knowledge_type",
+        "domain",
+        "content",
+        "embedding",
+        "usage_count",
+        "success_rate",
+        "created_at",
+        "last_used_at",
+    ],
+    "conversation_history": [
+        "message_id",
+        "session_id",
+        "role",
+        "content",
+        "message_type",
+        "parent_message_id",
+        "created_at",
+        "tokens_used",
+        "model_used",
+    ],
+    "agent_audit_log": [
+        "audit_id",
+        "agent_id",
+        "session_id",
+        "action_type",
+        "action_details",
+        "risk_level",
+        "user_id",
+        "timestamp",
+        "ip_address",
+        "user_agent",
+    ],
     "users": ["user_id", "email", "display_name", "created_at", "is_active"],
     "schema_versions": ["version", "description", "applied_at"],
 }
@@ -62,25 +127,30 @@ FOREIGN_KEYS = [
 
 # The story's Performance Considerations and the QA review's "Missing Indexes".
 INDEXES = [
-    ("agent_decisions", "idx_agent_decisions_decision_type"),            # QA
-    ("agent_audit_log", "idx_agent_audit_log_risk_level"),               # QA
+    ("agent_decisions", "idx_agent_decisions_decision_type"),  # QA
+    ("agent_audit_log", "idx_agent_audit_log_risk_level"),  # QA
     ("conversation_history", "idx_conversation_history_session_id_created_at"),  # QA
-    ("agent_decisions", "idx_agent_decisions_session_id_created_at"),    # session_id on related tables
+    ("agent_decisions", "idx_agent_decisions_session_id_created_at"),  # session_id on related tables
     ("trust_metrics", "idx_trust_metrics_session_id_metric_type_recorded_at"),
     ("agent_audit_log", "idx_agent_audit_log_session_id"),
-    ("agent_sessions", "idx_agent_sessions_agent_id_started_at"),        # (agent_id, created_at) history
+    ("agent_sessions", "idx_agent_sessions_agent_id_started_at"),  # (agent_id, created_at) history
     ("agent_knowledge", "idx_agent_knowledge_agent_id_created_at"),
     ("agent_audit_log", "idx_agent_audit_log_agent_id_timestamp"),
-    ("agent_sessions", "idx_agent_sessions_user_id_active"),             # partial index on active sessions
-    ("agents", "idx_agents_capabilities"),                               # JSONB GIN
+    ("agent_sessions", "idx_agent_sessions_user_id_active"),  # partial index on active sessions
+    ("agents", "idx_agents_capabilities"),  # JSONB GIN
     ("agent_sessions", "idx_agent_sessions_context"),
     ("agent_knowledge", "idx_agent_knowledge_content"),
     ("agent_audit_log", "idx_agent_audit_log_action_details"),
     ("agent_decisions", "idx_agent_decisions_input_context"),
 ]
 PARTIAL_INDEXES = ["idx_agent_sessions_user_id_active", "idx_agents_persona_type_active"]
-GIN_INDEXES = ["idx_agents_capabilities", "idx_agent_sessions_context", "idx_agent_knowledge_content",
-               "idx_agent_audit_log_action_details", "idx_agent_decisions_input_context"]
+GIN_INDEXES = [
+    "idx_agents_capabilities",
+    "idx_agent_sessions_context",
+    "idx_agent_knowledge_content",
+    "idx_agent_audit_log_action_details",
+    "idx_agent_decisions_input_context",
+]
 
 FUNCTIONS = [
     "agentic_current_user_id",
@@ -104,11 +174,25 @@ TRIGGERS = [
 ]
 
 # Tenant-owned tables carry row-level security.
-RLS_TABLES = ["users", "agent_sessions", "agent_decisions", "agent_decisions_archive", "trust_metrics",
-              "trust_metrics_daily", "conversation_history", "conversation_history_archive", "agent_audit_log"]
+RLS_TABLES = [
+    "users",
+    "agent_sessions",
+    "agent_decisions",
+    "agent_decisions_archive",
+    "trust_metrics",
+    "trust_metrics_daily",
+    "conversation_history",
+    "conversation_history_archive",
+    "agent_audit_log",
+]
 
-CRON_JOBS = ["agentic-archive-conversation-history", "agentic-archive-decisions", "agentic-purge-audit-log",
-             "agentic-rollup-trust-metrics", "agentic-partition-maintenance"]
+CRON_JOBS = [
+    "agentic-archive-conversation-history",
+    "agentic-archive-decisions",
+    "agentic-purge-audit-log",
+    "agentic-rollup-trust-metrics",
+    "agentic-partition-maintenance",
+]
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +251,19 @@ def test_index_exists(db, table, index):
 
 @pytest.mark.parametrize("index", PARTIAL_INDEXES)
 def test_partial_index_has_predicate(db, index):
-    assert db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0].count(" WHERE ")
+    assert (
+        db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,))
+        .fetchone()[0]
+        .count(" WHERE ")
+    )
 
 
 @pytest.mark.parametrize("index", GIN_INDEXES)
 def test_jsonb_index_is_gin(db, index):
-    assert "USING gin" in db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
+    assert (
+        "USING gin"
+        in db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
+    )
 
 
 @pytest.mark.parametrize("table", ["agents", "agent_sessions"])
@@ -187,9 +278,12 @@ def test_optimistic_locking_column(db, table):
 
 @pytest.mark.parametrize("metric_type", ["accuracy", "autonomy", "complexity", "confidence"])
 def test_trust_metrics_has_a_range_check_per_metric_type(db, metric_type):
-    names = [r[0] for r in db.execute(
-        "SELECT conname FROM pg_constraint WHERE conrelid = 'trust_metrics'::regclass AND contype = 'c'"
-    )]
+    names = [
+        r[0]
+        for r in db.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'trust_metrics'::regclass AND contype = 'c'"
+        )
+    ]
     assert any(name.startswith(f"trust_metrics_{metric_type}_between_") for name in names)
 
 
@@ -214,11 +308,13 @@ def test_row_level_security_is_enabled_with_a_tenant_policy(db, table):
 
 
 def test_conversation_history_is_partitioned_monthly_by_pg_partman(db):
-    assert db.execute(
-        "SELECT relkind FROM pg_class WHERE oid = 'conversation_history'::regclass"
-    ).fetchone()[0] == "p"
+    assert (
+        db.execute("SELECT relkind FROM pg_class WHERE oid = 'conversation_history'::regclass").fetchone()[0]
+        == "p"
+    )
     interval = db.execute(
-        "SELECT partition_interval FROM partman.part_config WHERE parent_table = 'public.conversation_history'"
+        "SELECT partition_interval FROM partman.part_config"
+        " WHERE parent_table = 'public.conversation_history'"
     ).fetchone()[0]
     assert interval in ("1 mon", "1 month")
     children = db.execute(
@@ -250,7 +346,9 @@ def test_schema_versions_records_the_migration(db):
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
 def test_trust_level_thresholds_cover_l0_to_l4(db, level):
-    assert db.execute("SELECT count(*) FROM trust_level_thresholds WHERE trust_level = %s", (level,)).fetchone()[0]
+    assert db.execute(
+        "SELECT count(*) FROM trust_level_thresholds WHERE trust_level = %s", (level,)
+    ).fetchone()[0]
 
 
 @pytest.mark.parametrize("job", CRON_JOBS)

@@ -31,7 +31,9 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
         tenant = make_tenant(admin)
         row_id = tenant.agent_id if table == "agents" else tenant.session_id
         read_version = admin.execute(
-            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key)),
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(key)
+            ),
             (row_id,),
         ).fetchone()[0]
         update = sql.SQL("UPDATE {} SET {} = %s, version = %s WHERE {} = %s").format(
@@ -39,8 +41,10 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
         )
         outcome: dict[str, object] = {}
 
-        with connect(stack, role="app", autocommit=False) as first, \
-                connect(stack, role="app", autocommit=False) as second:
+        with (
+            connect(stack, role="app", autocommit=False) as first,
+            connect(stack, role="app", autocommit=False) as second,
+        ):
             for conn in (first, second):
                 conn.execute("SELECT set_config('app.current_user_id', %s, false)", (str(tenant.user_id),))
                 conn.commit()
@@ -49,7 +53,9 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
 
             def second_writer() -> None:
                 try:
-                    second.execute(update, (psycopg.types.json.Jsonb({"writer": "second"}), read_version + 1, row_id))
+                    second.execute(
+                        update, (psycopg.types.json.Jsonb({"writer": "second"}), read_version + 1, row_id)
+                    )
                     second.commit()
                     outcome["second"] = "committed"
                 except psycopg.Error as exc:
@@ -68,7 +74,8 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
         assert f"{table}.version: stale version" in str(error)
         final = admin.execute(
             sql.SQL("SELECT {}, version FROM {} WHERE {} = %s").format(
-                sql.Identifier(column), sql.Identifier(table), sql.Identifier(key)),
+                sql.Identifier(column), sql.Identifier(table), sql.Identifier(key)
+            ),
             (row_id,),
         ).fetchone()
         assert final == ({"writer": "first"}, read_version + 1)
@@ -77,14 +84,22 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
 def test_a_retry_with_the_fresh_version_succeeds(stack):
     with connect(stack) as admin:
         tenant = make_tenant(admin)
-        admin.execute("UPDATE agent_sessions SET context = '{\"n\": 1}', version = 2 WHERE session_id = %s",
-                      (tenant.session_id,))
+        admin.execute(
+            "UPDATE agent_sessions SET context = '{\"n\": 1}', version = 2 WHERE session_id = %s",
+            (tenant.session_id,),
+        )
         with pytest.raises(psycopg.Error):
-            admin.execute("UPDATE agent_sessions SET context = '{\"n\": 2}', version = 2 WHERE session_id = %s",
-                          (tenant.session_id,))
-        fresh = admin.execute("SELECT version FROM agent_sessions WHERE session_id = %s",
-                              (tenant.session_id,)).fetchone()[0]
-        admin.execute("UPDATE agent_sessions SET context = '{\"n\": 2}', version = %s WHERE session_id = %s",
-                      (fresh + 1, tenant.session_id))
-        assert admin.execute("SELECT context, version FROM agent_sessions WHERE session_id = %s",
-                             (tenant.session_id,)).fetchone() == ({"n": 2}, 3)
+            admin.execute(
+                "UPDATE agent_sessions SET context = '{\"n\": 2}', version = 2 WHERE session_id = %s",
+                (tenant.session_id,),
+            )
+        fresh = admin.execute(
+            "SELECT version FROM agent_sessions WHERE session_id = %s", (tenant.session_id,)
+        ).fetchone()[0]
+        admin.execute(
+            "UPDATE agent_sessions SET context = '{\"n\": 2}', version = %s WHERE session_id = %s",
+            (fresh + 1, tenant.session_id),
+        )
+        assert admin.execute(
+            "SELECT context, version FROM agent_sessions WHERE session_id = %s", (tenant.session_id,)
+        ).fetchone() == ({"n": 2}, 3)

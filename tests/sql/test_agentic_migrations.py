@@ -13,7 +13,9 @@ from .test_agentic_support import KEY
 def _schema(stack) -> str:
     out = subprocess.run(
         [str(stack.local.pg_bindir / "pg_dump"), "--schema-only", stack.dsn(KEY)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     # pg_dump 15.14+ writes a random \restrict key per run; everything else must match.
     return re.sub(r"^\\(un)?restrict .*$", "", out, flags=re.MULTILINE)

@@ -35,16 +35,28 @@ def tenants(stack):
         for t in (a, b):
             add_decision(admin, t.session_id)
             add_message(admin, t.session_id)
-            admin.execute("INSERT INTO trust_metrics (session_id, metric_type, metric_value) VALUES (%s, 'accuracy', 90)",
-                          (t.session_id,))
-            admin.execute("INSERT INTO agent_decisions_archive (decision_id, session_id, decision_type, input_context,"
-                          " action_taken, created_at) VALUES (gen_random_uuid(), %s, 'review', '{}', '{\"type\": \"x\"}',"
-                          " now() - interval '200 days')", (t.session_id,))
-            admin.execute("INSERT INTO conversation_history_archive (message_id, session_id, role, content, created_at)"
-                          " VALUES (gen_random_uuid(), %s, 'user', 'old', now() - interval '100 days')", (t.session_id,))
-            admin.execute("INSERT INTO trust_metrics_daily (session_id, metric_type, metric_date, sample_count,"
-                          " sum_value, min_value, max_value) VALUES (%s, 'accuracy', current_date - 40, 1, 90, 90, 90)",
-                          (t.session_id,))
+            admin.execute(
+                "INSERT INTO trust_metrics (session_id, metric_type, metric_value)"
+                " VALUES (%s, 'accuracy', 90)",
+                (t.session_id,),
+            )
+            admin.execute(
+                "INSERT INTO agent_decisions_archive (decision_id, session_id, decision_type, input_context,"
+                " action_taken, created_at)"
+                " VALUES (gen_random_uuid(), %s, 'review', '{}', '{\"type\": \"x\"}',"
+                " now() - interval '200 days')",
+                (t.session_id,),
+            )
+            admin.execute(
+                "INSERT INTO conversation_history_archive (message_id, session_id, role, content, created_at)"
+                " VALUES (gen_random_uuid(), %s, 'user', 'old', now() - interval '100 days')",
+                (t.session_id,),
+            )
+            admin.execute(
+                "INSERT INTO trust_metrics_daily (session_id, metric_type, metric_date, sample_count,"
+                " sum_value, min_value, max_value) VALUES (%s, 'accuracy', current_date - 40, 1, 90, 90, 90)",
+                (t.session_id,),
+            )
     return a, b
 
 
@@ -70,14 +82,20 @@ def _key(t, column):
 def test_a_tenant_sees_its_own_rows(app, tenants, table, column):
     a, _ = tenants
     with as_tenant(app, a.user_id):
-        assert app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(a, column),)).fetchone()[0] >= 1
+        assert (
+            app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(a, column),)).fetchone()[0]
+            >= 1
+        )
 
 
 @pytest.mark.parametrize(("table", "column"), TENANT_TABLES)
 def test_a_cross_tenant_read_returns_nothing(app, tenants, table, column):
     a, b = tenants
     with as_tenant(app, a.user_id):
-        assert app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(b, column),)).fetchone()[0] == 0
+        assert (
+            app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(b, column),)).fetchone()[0]
+            == 0
+        )
 
 
 @pytest.mark.parametrize(("table", "column"), TENANT_TABLES)
@@ -95,36 +113,52 @@ def test_the_tenant_setting_does_not_leak_to_the_next_transaction(app, tenants):
         assert app.execute("SELECT count(*) FROM agent_sessions").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO conversation_history (session_id, role, content) VALUES (%(b)s, 'user', 'intrusion')",
-    "INSERT INTO agent_decisions (session_id, decision_type, input_context, action_taken)"
-    " VALUES (%(b)s, 'review', '{}', '{\"type\": \"x\"}')",
-    "INSERT INTO trust_metrics (session_id, metric_type, metric_value) VALUES (%(b)s, 'accuracy', 1)",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO conversation_history (session_id, role, content) VALUES (%(b)s, 'user', 'intrusion')",
+        "INSERT INTO agent_decisions (session_id, decision_type, input_context, action_taken)"
+        " VALUES (%(b)s, 'review', '{}', '{\"type\": \"x\"}')",
+        "INSERT INTO trust_metrics (session_id, metric_type, metric_value) VALUES (%(b)s, 'accuracy', 1)",
+    ],
+)
 def test_a_tenant_cannot_write_into_another_tenants_session(app, tenants, statement):
     a, b = tenants
-    with pytest.raises(psycopg.Error) as info:
-        with as_tenant(app, a.user_id):
-            app.execute(statement, {"b": b.session_id})
+    with pytest.raises(psycopg.Error) as info, as_tenant(app, a.user_id):
+        app.execute(statement, {"b": b.session_id})
     assert info.value.sqlstate in ("42501", "23503")  # RLS WITH CHECK, or the session lookup finds nothing
 
 
-@pytest.mark.parametrize(("statement", "table", "column"), [
-    ("UPDATE agent_sessions SET context = '{}', version = version + 1 WHERE session_id = %(b)s",
-     "agent_sessions", "session_id"),
-    ("DELETE FROM conversation_history WHERE session_id = %(b)s", "conversation_history", "session_id"),
-    ("DELETE FROM agent_decisions WHERE session_id = %(b)s", "agent_decisions", "session_id"),
-])
+@pytest.mark.parametrize(
+    ("statement", "table", "column"),
+    [
+        (
+            "UPDATE agent_sessions SET context = '{}', version = version + 1 WHERE session_id = %(b)s",
+            "agent_sessions",
+            "session_id",
+        ),
+        ("DELETE FROM conversation_history WHERE session_id = %(b)s", "conversation_history", "session_id"),
+        ("DELETE FROM agent_decisions WHERE session_id = %(b)s", "agent_decisions", "session_id"),
+    ],
+)
 def test_a_tenant_cannot_change_another_tenants_rows(stack, app, tenants, statement, table, column):
     a, b = tenants
     with as_tenant(app, a.user_id):
         assert app.execute(statement, {"b": b.session_id}).rowcount == 0
     with connect(stack) as admin:
-        assert admin.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (b.session_id,)).fetchone()[0] >= 1
+        assert (
+            admin.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (b.session_id,)).fetchone()[0]
+            >= 1
+        )
 
 
 def test_the_readonly_role_reads_every_tenant(stack, tenants):
     a, b = tenants
     with connect(stack, role="readonly", via="pgbouncer") as ro:
-        assert ro.execute("SELECT count(*) FROM agent_sessions WHERE session_id IN (%s, %s)",
-                          (a.session_id, b.session_id)).fetchone()[0] == 2
+        assert (
+            ro.execute(
+                "SELECT count(*) FROM agent_sessions WHERE session_id IN (%s, %s)",
+                (a.session_id, b.session_id),
+            ).fetchone()[0]
+            == 2
+        )

@@ -50,11 +50,17 @@ def make_tenant(conn: psycopg.Connection, *, expires_in: timedelta = timedelta(d
     return Tenant(user_id, agent_id, session_id)
 
 
-def add_decision(conn: psycopg.Connection, session_id: uuid.UUID, feedback: str | None = "approved",
-                 *, age: timedelta = timedelta(0)) -> uuid.UUID:
+def add_decision(
+    conn: psycopg.Connection,
+    session_id: uuid.UUID,
+    feedback: str | None = "approved",
+    *,
+    age: timedelta = timedelta(0),
+) -> uuid.UUID:
     """One decision in `session_id`, created `age` ago, with the given user feedback."""
     row = conn.execute(
-        "INSERT INTO agent_decisions (session_id, decision_type, input_context, action_taken, confidence_score,"
+        "INSERT INTO agent_decisions (session_id, decision_type, input_context, action_taken,"
+        " confidence_score,"
         " user_feedback, created_at) VALUES (%s, 'code_generation', %s, %s, 0.9, %s, now() - %s)"
         " RETURNING decision_id",
         (session_id, Jsonb({"prompt": "write a test"}), Jsonb({"type": "file_write"}), feedback, age),
@@ -62,8 +68,9 @@ def add_decision(conn: psycopg.Connection, session_id: uuid.UUID, feedback: str 
     return row[0]
 
 
-def add_message(conn: psycopg.Connection, session_id: uuid.UUID, *, age: timedelta = timedelta(0),
-                content: str = "hello") -> uuid.UUID:
+def add_message(
+    conn: psycopg.Connection, session_id: uuid.UUID, *, age: timedelta = timedelta(0), content: str = "hello"
+) -> uuid.UUID:
     """One conversation message in `session_id`, created `age` ago."""
     row = conn.execute(
         "INSERT INTO conversation_history (session_id, role, content, message_type, created_at)"

@@ -1,4 +1,4 @@
-"""Every agentic validation rejects its bad input with an error naming the field or rule, and writes nothing."""
+"""Every agentic validation rejects bad input with an error naming the field or rule, and writes nothing."""
 
 from __future__ import annotations
 
@@ -33,15 +33,19 @@ def valid_rows(t) -> dict[str, dict[str, str]]:
         "agent_decisions": {
             "session_id": f"'{t.session_id}'",
             "decision_type": "'review'",
-            "input_context": "'{\"prompt\": \"x\"}'",
-            "action_taken": "'{\"type\": \"comment\"}'",
+            "input_context": '\'{"prompt": "x"}\'',
+            "action_taken": '\'{"type": "comment"}\'',
         },
-        "trust_metrics": {"session_id": f"'{t.session_id}'", "metric_type": "'accuracy'", "metric_value": "50"},
+        "trust_metrics": {
+            "session_id": f"'{t.session_id}'",
+            "metric_type": "'accuracy'",
+            "metric_value": "50",
+        },
         "agent_knowledge": {
             "agent_id": f"'{t.agent_id}'",
             "knowledge_type": "'pattern'",
             "domain": "'testing'",
-            "content": "'{\"title\": \"x\"}'",
+            "content": '\'{"title": "x"}\'',
         },
         "conversation_history": {"session_id": f"'{t.session_id}'", "role": "'user'", "content": "'x'"},
         "agent_audit_log": {"action_type": "'review'", "action_details": "'{}'", "user_id": f"'{t.user_id}'"},
@@ -68,11 +72,27 @@ CASES = [
     ("agent_sessions", "user_id", f"'{uuid.UUID(int=7)}'", FOREIGN_KEY, "user_id"),
     # agent_decisions: input_context an object; action_taken an object with a string "type"
     ("agent_decisions", "input_context", "'[]'", CHECK, "agent_decisions_input_context_is_object"),
-    ("agent_decisions", "action_taken", "'{}'", CHECK, "agent_decisions_action_taken_is_object_with_string_type"),
-    ("agent_decisions", "action_taken", "'{\"type\": 3}'", CHECK,
-     "agent_decisions_action_taken_is_object_with_string_type"),
-    ("agent_decisions", "action_taken", "'{\"type\": \"x\", \"risk_level\": \"extreme\"}'", CHECK,
-     "agent_decisions_action_taken_risk_level_known"),
+    (
+        "agent_decisions",
+        "action_taken",
+        "'{}'",
+        CHECK,
+        "agent_decisions_action_taken_is_object_with_string_type",
+    ),
+    (
+        "agent_decisions",
+        "action_taken",
+        "'{\"type\": 3}'",
+        CHECK,
+        "agent_decisions_action_taken_is_object_with_string_type",
+    ),
+    (
+        "agent_decisions",
+        "action_taken",
+        '\'{"type": "x", "risk_level": "extreme"}\'',
+        CHECK,
+        "agent_decisions_action_taken_risk_level_known",
+    ),
     ("agent_decisions", "confidence_score", "1.5", CHECK, "agent_decisions_confidence_score_between_0_and_1"),
     ("agent_decisions", "user_feedback", "'meh'", CHECK, "agent_decisions_user_feedback_known"),
     ("agent_decisions", "execution_time_ms", "-1", CHECK, "agent_decisions_execution_time_ms_not_negative"),
@@ -99,10 +119,14 @@ CASES = [
 
 # Each metric type against a value just outside its range.
 METRIC_RANGES = [
-    ("accuracy", "101"), ("accuracy", "-1"),
-    ("autonomy", "4.01"), ("autonomy", "-1"),
-    ("complexity", "0.99"), ("complexity", "10.01"),
-    ("confidence", "100.01"), ("confidence", "-1"),
+    ("accuracy", "101"),
+    ("accuracy", "-1"),
+    ("autonomy", "4.01"),
+    ("autonomy", "-1"),
+    ("complexity", "0.99"),
+    ("complexity", "10.01"),
+    ("confidence", "100.01"),
+    ("confidence", "-1"),
 ]
 
 
@@ -130,8 +154,9 @@ def test_the_valid_row_is_accepted(admin, tenant, table):
         admin.execute(_insert(table, valid_rows(tenant)[table]))
 
 
-@pytest.mark.parametrize(("table", "column", "value", "sqlstate", "names"), CASES,
-                         ids=[f"{c[0]}.{c[1]}={c[2]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("table", "column", "value", "sqlstate", "names"), CASES, ids=[f"{c[0]}.{c[1]}={c[2]}" for c in CASES]
+)
 def test_bad_input_is_rejected_and_nothing_is_written(admin, tenant, table, column, value, sqlstate, names):
     row = dict(valid_rows(tenant)[table], **{column: value})
     _expect_rejected(admin, _insert(table, row), sqlstate, names, table)
@@ -140,7 +165,9 @@ def test_bad_input_is_rejected_and_nothing_is_written(admin, tenant, table, colu
 @pytest.mark.parametrize(("metric_type", "value"), METRIC_RANGES)
 def test_each_metric_type_has_its_own_range(admin, tenant, metric_type, value):
     row = dict(valid_rows(tenant)["trust_metrics"], metric_type=f"'{metric_type}'", metric_value=value)
-    _expect_rejected(admin, _insert("trust_metrics", row), CHECK, f"trust_metrics_{metric_type}_between_", "trust_metrics")
+    _expect_rejected(
+        admin, _insert("trust_metrics", row), CHECK, f"trust_metrics_{metric_type}_between_", "trust_metrics"
+    )
 
 
 def test_embedding_with_the_wrong_dimension_is_rejected(admin, tenant):
@@ -150,8 +177,13 @@ def test_embedding_with_the_wrong_dimension_is_rejected(admin, tenant):
     if has_vector:
         _expect_rejected(admin, _insert("agent_knowledge", row), "22000", "1536", "agent_knowledge")
     else:
-        _expect_rejected(admin, _insert("agent_knowledge", row), CHECK,
-                         "agent_knowledge_embedding_has_1536_dimensions", "agent_knowledge")
+        _expect_rejected(
+            admin,
+            _insert("agent_knowledge", row),
+            CHECK,
+            "agent_knowledge_embedding_has_1536_dimensions",
+            "agent_knowledge",
+        )
 
 
 @pytest.mark.parametrize("table", ["agents", "agent_sessions"])
@@ -161,13 +193,19 @@ def test_a_stale_version_is_rejected(stack, admin, tenant, table):
     with connect(stack, role="app") as app:
         app.execute("SELECT set_config('app.current_user_id', %s, false)", (str(tenant.user_id),))
         read = app.execute(
-            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key)),
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(key)
+            ),
             (row_id,),
         ).fetchone()[0]
-        update = sql.SQL("UPDATE {} SET is_active = is_active, version = %s WHERE {} = %s").format(
-            sql.Identifier(table), sql.Identifier(key)
-        ) if table == "agents" else sql.SQL("UPDATE {} SET context = '{{}}', version = %s WHERE {} = %s").format(
-            sql.Identifier(table), sql.Identifier(key)
+        update = (
+            sql.SQL("UPDATE {} SET is_active = is_active, version = %s WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(key)
+            )
+            if table == "agents"
+            else sql.SQL("UPDATE {} SET context = '{{}}', version = %s WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(key)
+            )
         )
         app.execute(update, (read + 1, row_id))  # the first writer, with a fresh version
         for stale in (read + 1, read, read - 1):
@@ -175,8 +213,16 @@ def test_a_stale_version_is_rejected(stack, admin, tenant, table):
                 app.execute(update, (stale, row_id))
             assert info.value.sqlstate == STALE
             assert f"{table}.version: stale version" in str(info.value)
-    assert count(admin, sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
-        sql.Identifier(table), sql.Identifier(key)), (row_id,)) == read + 1
+    assert (
+        count(
+            admin,
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(key)
+            ),
+            (row_id,),
+        )
+        == read + 1
+    )
 
 
 # Who tries what on the audit log, and the error they get.
@@ -184,8 +230,12 @@ AUDIT_EDITS = [
     ("agentic_app", "UPDATE agent_audit_log SET risk_level = 'low'", DENIED, "permission denied"),
     ("agentic_app", "DELETE FROM agent_audit_log", DENIED, "permission denied"),
     ("agentic_app", "TRUNCATE agent_audit_log", DENIED, "permission denied"),
-    ("agentic_app", "ALTER TABLE agent_audit_log DISABLE TRIGGER agent_audit_log_append_only", DENIED,
-     "must be owner"),
+    (
+        "agentic_app",
+        "ALTER TABLE agent_audit_log DISABLE TRIGGER agent_audit_log_append_only",
+        DENIED,
+        "must be owner",
+    ),
     ("agentic_app", "DROP TRIGGER agent_audit_log_append_only ON agent_audit_log", DENIED, "must be owner"),
     ("agentic_app", "SELECT agentic_purge_audit_log(1)", DENIED, "permission denied"),
     ("agentic_readonly", "SELECT agentic_purge_audit_log(1)", DENIED, "permission denied"),
@@ -197,29 +247,36 @@ AUDIT_EDITS = [
 ]
 
 
-@pytest.mark.parametrize(("role", "statement", "sqlstate", "names"), AUDIT_EDITS,
-                         ids=[f"{a[0]}:{a[1].split()[0]}" for a in AUDIT_EDITS])
+@pytest.mark.parametrize(
+    ("role", "statement", "sqlstate", "names"),
+    AUDIT_EDITS,
+    ids=[f"{a[0]}:{a[1].split()[0]}" for a in AUDIT_EDITS],
+)
 def test_any_edit_to_the_audit_log_is_rejected(admin, tenant, role, statement, sqlstate, names):
     add_decision(admin, tenant.session_id)  # writes one audit row through the trigger
-    before = admin.execute("SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log").fetchone()
+    before = admin.execute(
+        "SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log"
+    ).fetchone()
     assert before[0] > 0
     with admin.transaction(force_rollback=True):
         if role:
             admin.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
             admin.execute("SELECT set_config('app.current_user_id', %s, true)", (str(tenant.user_id),))
-        with pytest.raises(psycopg.Error) as info:
-            with admin.transaction():
-                admin.execute(statement)
+        with pytest.raises(psycopg.Error) as info, admin.transaction():
+            admin.execute(statement)
         assert info.value.sqlstate == sqlstate, info.value
         assert names in str(info.value)
-    after = admin.execute("SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log").fetchone()
+    after = admin.execute(
+        "SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log"
+    ).fetchone()
     assert after == before
 
 
 def test_every_decision_is_audited(admin, tenant):
     decision_id = add_decision(admin, tenant.session_id)
     row = admin.execute(
-        "SELECT action_type, user_id, session_id FROM agent_audit_log WHERE action_details ->> 'decision_id' = %s",
+        "SELECT action_type, user_id, session_id FROM agent_audit_log"
+        " WHERE action_details ->> 'decision_id' = %s",
         (str(decision_id),),
     ).fetchone()
     assert row == ("decision", tenant.user_id, tenant.session_id)
