@@ -66,6 +66,37 @@ class Layout:
             postgres_major=postgres_major,
         )
 
+    @classmethod
+    def docker(cls, settings: Settings, postgres_major: int = 17) -> Layout:
+        """Paths inside the containers, and each service's host name on the stack's private network.
+
+        Services listen on every interface of their own container; PostgreSQL accepts clients from
+        the networks it is attached to (`samenet`), which is the private network and nothing else.
+        """
+        return cls(
+            etc="/etc/agentdb",
+            run="/run/agentdb",
+            secrets="/etc/agentdb/secrets",
+            postgres_data="/var/lib/agentdb/postgres/data",
+            redis_data="/var/lib/agentdb/redis",
+            prometheus_data="/var/lib/agentdb/prometheus",
+            alertmanager_data="/var/lib/agentdb/alertmanager",
+            logs="/var/log/agentdb",
+            listen="0.0.0.0",
+            postgres_host="postgres",
+            pgbouncer_host="pgbouncer",
+            redis_host="redis",
+            alertmanager_host="alertmanager",
+            webhook_host="webhook",
+            exporter_hosts={
+                "postgres_exporter": "postgres-exporter",
+                "pgbouncer_exporter": "pgbouncer-exporter",
+                "redis_exporter": "redis-exporter",
+            },
+            client_networks=("samenet",),
+            postgres_major=postgres_major,
+        )
+
 
 @dataclass(frozen=True)
 class RenderedFile:

@@ -1,0 +1,21 @@
+"""`pulumi up` on Docker: read the stack's settings once, then build one component per concern."""
+
+import sys
+from pathlib import Path
+
+# Pulumi runs this file with infra/ first on sys.path, where infra/secrets.py would shadow the
+# standard library's `secrets`; the program imports everything as the `infra` package instead.
+_here = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+if str(getattr(sys.modules.get("secrets"), "__file__", "")).startswith(str(_here)):
+    del sys.modules["secrets"]
+
+import pulumi  # noqa: E402
+
+from infra.program import build, config_overrides, settings_from_config  # noqa: E402
+
+config = pulumi.Config("agentdb")
+stack = pulumi.get_stack()
+settings = settings_from_config(config, stack)
+for name, value in build(stack, settings, config_overrides(config)).items():
+    pulumi.export(name, value)

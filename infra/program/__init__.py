@@ -1,0 +1,124 @@
+"""The Pulumi program for the Docker realization: one ComponentResource per concern.
+
+`build()` is the whole program; `infra/__main__.py` only reads the settings and calls it, so the
+mocks tests run exactly what `pulumi up` runs.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pulumi
+from pydantic.alias_generators import to_camel
+
+from infra import render
+from infra.program.common import POSTGRES_MAJOR, StackContext
+from infra.program.images import Images
+from infra.program.monitoring import Monitoring
+from infra.program.network import Network
+from infra.program.passwords import CONFIG_KEY, Passwords
+from infra.program.pgbouncer import PgBouncer
+from infra.program.postgres import Postgres
+from infra.program.redis import Redis
+from infra.program.schema import Schema
+from infra.settings import NAMESPACE, Settings, SettingsError, parse
+
+PUBLISHABLE = ("publish_postgres", "publish_redis", "publish_prometheus")
+
+
+def settings_from_config(config: pulumi.Config, stack: str) -> Settings:
+    """Read every settings key from the stack's Pulumi config and validate it with infra.settings."""
+    values = {}
+    for name in Settings.model_fields:
+        raw = config.get(to_camel(name))
+        if raw is None:
+            continue
+        try:
+            values[f"{NAMESPACE}:{to_camel(name)}"] = json.loads(raw)
+        except ValueError:
+            values[f"{NAMESPACE}:{to_camel(name)}"] = raw  # a plain string such as `ssd`
+    return parse(values, source=f"Pulumi.{stack}.yaml")
+
+
+def check_publishing(stack: str, settings: Settings) -> None:
+    """PostgreSQL, Redis and Prometheus are never published in prod: refuse before creating anything."""
+    if stack != "prod":
+        return
+    for name in PUBLISHABLE:
+        if getattr(settings, name):
+            raise SettingsError(f"Pulumi.prod.yaml: {NAMESPACE}:{to_camel(name)}: never published in prod")
+
+
+def keep_data(settings: Settings) -> bool:
+    # `agentdb:dropDataOnDestroy` (requested for infra/settings.py) turns retention off; keep by default.
+    return not getattr(settings, "drop_data_on_destroy", False)
+
+
+def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, render.RenderedFile]:
+    """The local runner ships the exporter's query file beside the rendered ones; so does Docker."""
+    path = render.CONFIG_DIR / "postgres_exporter_queries.yaml"
+    if not path.exists():
+        return files
+    return {**files, "postgres_exporter_queries.yaml": render.RenderedFile(path.read_text())}
+
+
+def build(
+    stack: str, settings: Settings, password_overrides: pulumi.Output | None = None
+) -> dict[str, object]:
+    """Create every resource of the stack and return the stack outputs."""
+    check_publishing(stack, settings)
+    layout = render.Layout.docker(settings, POSTGRES_MAJOR)
+    keep = keep_data(settings)
+
+    passwords = Passwords("passwords", settings, password_overrides)
+    files = pulumi.Output.all(**passwords.values).apply(
+        lambda values: with_exporter_queries(render.render(settings, dict(values), layout))
+    )
+    net = Network("network", stack, keep)
+    images = Images("images", settings)
+    ctx = StackContext(
+        stack=stack,
+        settings=settings,
+        layout=layout,
+        files=pulumi.Output.secret(files),
+        passwords=passwords.values,
+        network_name=net.network.name,
+        images=images.refs,
+        volumes={key: volume.name for key, volume in net.volumes.items()},
+    )
+    postgres = Postgres("postgres", ctx)
+    pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
+    redis = Redis("redis", ctx)
+    monitoring = Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
+    schema = Schema(
+        "schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container]
+    )
+
+    host = settings.bind_address
+    connections = {}
+    for db in settings.enabled:
+        for role, user in (("app", db.app_role), ("readonly", db.readonly_role)):
+            connections[f"{db.key}_{role}"] = passwords.values[user].apply(
+                lambda pw, user=user, name=db.name: (
+                    f"postgresql://{user}:{quote(pw, safe='')}@{host}:{settings.pgbouncer_port}/{name}"
+                )
+            )
+    prometheus_url = (
+        f"http://{host}:{settings.prometheus_port}"
+        if settings.publish_prometheus
+        else f"http://prometheus:{settings.prometheus_port} (inside network agentdb-{stack})"
+    )
+    outputs: dict[str, object] = {
+        "connection_strings": pulumi.Output.secret(pulumi.Output.all(**connections)),
+        "grafana_url": f"http://{host}:{settings.grafana_port}",
+        "prometheus_url": prometheus_url,
+        "revisions": pulumi.Output.all(**schema.revisions),
+        "grafana_admin_password": pulumi.Output.secret(passwords.values["grafana"]),
+    }
+    del monitoring, redis, pgbouncer
+    return outputs
+
+
+def config_overrides(config: pulumi.Config) -> pulumi.Output | None:
+    return config.get_secret_object(CONFIG_KEY)

@@ -1,0 +1,184 @@
+"""What every container of the Docker realization shares: the stack context, limits and one factory.
+
+Every service container runs as the unprivileged SERVICE_UID, has a healthcheck, a restart policy,
+memory and CPU limits, and receives its configuration and secrets as uploaded files (never through
+the environment or the command line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from infra import render
+from infra.settings import Settings
+
+POSTGRES_MAJOR = 17  # the Debian base's (trixie) PostgreSQL
+SERVICE_UID = 10001  # the `agentdb` user the images create; uploads are chowned to it
+RESTART = "unless-stopped"
+HEALTH_INTERVAL = "5s"
+HEALTH_TIMEOUT = "3s"
+HEALTH_RETRIES = 10
+WAIT_TIMEOUT_S = 180  # `pulumi up` waits this long for a container to turn healthy before dependents start
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float
+
+
+def limits(settings: Settings) -> dict[str, Limits]:
+    """Memory and CPU limits per service: PostgreSQL gets exactly what the tuning was computed for."""
+    small = Limits(128, 0.5)
+    return {
+        "postgres": Limits(settings.memory_mb, settings.cpus),
+        "pgbouncer": Limits(256, 1),
+        # A fork for RDB or AOF rewrite may copy every page: twice maxmemory keeps Redis clear of the
+        # OOM killer.
+        "redis": Limits(2 * settings.redis_maxmemory_mb, 1),
+        "postgres-exporter": small,
+        "pgbouncer-exporter": small,
+        "redis-exporter": small,
+        "webhook": small,
+        "alertmanager": Limits(256, 0.5),
+        "prometheus": Limits(1024, 1),
+        "grafana": Limits(512, 1),
+    }
+
+
+@dataclass
+class StackContext:
+    """What the components share: names, settings, the docker layout, images and rendered files."""
+
+    stack: str
+    settings: Settings
+    layout: render.Layout
+    files: pulumi.Output  # Output[dict[str, RenderedFile]]: secret, since some files carry secrets
+    passwords: dict[str, pulumi.Output]  # secret name -> secret Output[str]
+    network_name: pulumi.Output | None = None
+    images: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # image key -> pinned image reference
+    volumes: dict[str, pulumi.Output] = field(default_factory=dict)  # service -> volume name
+
+    def container_name(self, service: str) -> str:
+        return f"agentdb-{self.stack}-{service}"
+
+
+def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
+    """Upload one rendered file to the etc directory, with the renderer's mode, owned by the service user.
+
+    Files of mode 0644 carry no secret by the renderer's contract, so they stay readable in diffs.
+    """
+    probe = render.FILES.get(name)
+    mode = probe[1] if probe else 0o644
+    content = ctx.files.apply(lambda files: files[name].content)
+    if mode & 0o077:
+        content = pulumi.Output.unsecret(content)
+    return docker.ContainerUploadArgs(
+        file=f"{ctx.layout.etc}/{name}",
+        content=content,
+        owner=str(SERVICE_UID),
+        group=str(SERVICE_UID),
+        permissions=f"{mode:04o}",
+    )
+
+
+def secret_upload(ctx: StackContext, name: str, owner: int = SERVICE_UID) -> docker.ContainerUploadArgs:
+    """Upload one password as a 0600 file in the secrets directory."""
+    return docker.ContainerUploadArgs(
+        file=f"{ctx.layout.secrets}/{name}",
+        content=pulumi.Output.secret(ctx.passwords[name]),
+        owner=str(owner),
+        group=str(owner),
+        permissions="0600",
+    )
+
+
+def service_container(
+    parent: pulumi.Resource,
+    name: str,
+    ctx: StackContext,
+    service: str,
+    *,
+    command: Sequence[str],
+    health: Sequence[str],
+    uploads: Sequence[docker.ContainerUploadArgs] = (),
+    envs: Sequence[str] = (),
+    port: int,
+    publish: bool = False,
+    volume: str | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+    image: str | None = None,
+    user: str | None = str(SERVICE_UID),
+    wait: bool = False,
+    stop_signal: str = "SIGTERM",
+    extra: dict | None = None,
+) -> docker.Container:
+    """One service container: healthcheck, restart policy, limits, uploads, private network alias.
+
+    `name` is the component's name (children are named from it); `image` is a key of ctx.images
+    when the service's image has another name (the python image runs two services).
+    """
+    lim = limits(ctx.settings)[service]
+    mounts = []
+    if volume:
+        mounts.append(
+            docker.ContainerVolumeArgs(
+                volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume)
+            )
+        )
+    ports = []
+    if publish:
+        ports.append(docker.ContainerPortArgs(internal=port, external=port, ip=ctx.settings.bind_address))
+    return docker.Container(
+        f"{name}-{service}",
+        name=ctx.container_name(service),
+        image=ctx.images[image or service],
+        command=list(command),
+        envs=list(envs) or None,
+        user=user,
+        hostname=service,
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=ctx.network_name, aliases=[service])],
+        ports=ports or None,
+        volumes=mounts or None,
+        uploads=list(uploads) or None,
+        healthcheck=docker.ContainerHealthcheckArgs(
+            tests=["CMD", *health] if health[0] != "CMD-SHELL" else list(health),
+            interval=HEALTH_INTERVAL,
+            timeout=HEALTH_TIMEOUT,
+            retries=HEALTH_RETRIES,
+            start_period="10s",
+        ),
+        restart=RESTART,
+        memory=lim.memory_mb,
+        cpus=str(lim.cpus),
+        stop_signal=stop_signal,
+        stop_timeout=60,
+        wait=wait,
+        wait_timeout=WAIT_TIMEOUT_S if wait else None,
+        labels=[
+            docker.ContainerLabelArgs(label="agentdb.stack", value=ctx.stack),
+            docker.ContainerLabelArgs(label="agentdb.service", value=service),
+        ],
+        **(extra or {}),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def volume_path(ctx: StackContext, volume: str) -> str:
+    """Where each named volume is mounted inside its container."""
+    lay = ctx.layout
+    return {
+        "postgres": lay.postgres_data.rsplit("/", 1)[0],  # initdb wants an empty directory below the mount
+        "redis": lay.redis_data,
+        "prometheus": lay.prometheus_data,
+        "alertmanager": lay.alertmanager_data,
+        "grafana": "/var/lib/grafana",
+    }[volume]
+
+
+def http_health(port: int, path: str) -> list[str]:
+    return ["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}"]

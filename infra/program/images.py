@@ -1,0 +1,73 @@
+"""The service images, built from the Dockerfiles in docker/ on the stack's Debian base."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.databases import REPO_ROOT
+from infra.program.common import SERVICE_UID
+from infra.settings import Settings
+
+DOCKER_DIR = REPO_ROOT / "docker"
+# image key -> build context; the python image carries our exporter and webhook from infra/.
+IMAGES: dict[str, Path] = {
+    "postgres": DOCKER_DIR,
+    "pgbouncer": DOCKER_DIR,
+    "redis": DOCKER_DIR,
+    "prometheus": DOCKER_DIR,
+    "alertmanager": DOCKER_DIR,
+    "postgres-exporter": DOCKER_DIR,
+    "redis-exporter": DOCKER_DIR,
+    "python": REPO_ROOT / "infra",
+}
+PYTHON_SOURCES = ("__init__.py", "webhook.py", "exporters/__init__.py", "exporters/pgbouncer.py")
+
+
+def dockerfile(key: str) -> Path:
+    return DOCKER_DIR / key / "Dockerfile"
+
+
+def build_args(settings: Settings) -> dict[str, str]:
+    return {"BASE_IMAGE": settings.base_image, "SERVICE_UID": str(SERVICE_UID)}
+
+
+def tag(key: str, settings: Settings) -> str:
+    """A pinned tag: the base image and a digest of everything the build reads, never `latest`."""
+    digest = hashlib.sha256(settings.base_image.encode())
+    digest.update(dockerfile(key).read_bytes())
+    if key == "python":
+        for rel in PYTHON_SOURCES:
+            digest.update(rel.encode())
+            digest.update((REPO_ROOT / "infra" / rel).read_bytes())
+    base_tag = settings.base_image.rpartition(":")[2]
+    return f"agentdb/{key}:{base_tag}-{digest.hexdigest()[:12]}"
+
+
+class Images(pulumi.ComponentResource):
+    """One local image per service (not pushed); `refs` maps each key to its pinned reference."""
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentdb:index:Images", name, None, opts)
+        self.images = {
+            key: docker.Image(
+                f"{name}-{key}",
+                image_name=tag(key, settings),
+                build=docker.DockerBuildArgs(
+                    context=str(context),
+                    dockerfile=str(dockerfile(key)),
+                    args=build_args(settings),
+                ),
+                skip_push=True,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for key, context in IMAGES.items()
+        }
+        self.refs: dict[str, pulumi.Input[str]] = {
+            key: image.image_name for key, image in self.images.items()
+        }
+        self.refs["grafana"] = settings.grafana_image  # the official image, pinned by the settings
+        self.register_outputs({"images": self.refs})

@@ -1,0 +1,212 @@
+"""Policies of the Pulumi program, one per test, checked on what each stack file makes it declare.
+
+The program (infra/__main__.py) runs under pulumi.runtime.set_mocks: nothing is created, every
+resource's inputs and dependencies are recorded (tests/pulumi/mockstack.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
+
+from infra import render
+from infra.program import PUBLISHABLE, check_publishing, settings_from_config
+from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
+from infra.settings import Settings, SettingsError, load, stack_file
+
+# The services the issue names, each one container.
+SERVICES = [
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "postgres-exporter",
+    "pgbouncer-exporter",
+    "redis-exporter",
+    "webhook",
+    "alertmanager",
+    "prometheus",
+    "grafana",
+]
+CASES = [(stack, service) for stack in STACKS for service in SERVICES]
+# Published by default, and published only where the stack says so (never in prod).
+ALWAYS_PUBLISHED = {"pgbouncer", "grafana"}
+PUBLISHED_BY_SETTING = {
+    "postgres": "publish_postgres",
+    "redis": "publish_redis",
+    "prometheus": "publish_prometheus",
+}
+# Postgres -> PgBouncer -> exporters: (container, containers it must start after).
+ORDER = [
+    ("pgbouncer", ["postgres"]),
+    ("postgres-exporter", ["postgres", "pgbouncer"]),
+    ("pgbouncer-exporter", ["postgres", "pgbouncer"]),
+    ("redis-exporter", ["redis"]),
+    ("prometheus", ["postgres-exporter", "pgbouncer-exporter", "redis-exporter", "alertmanager"]),
+]
+
+
+def settings_of(stack: str) -> Settings:
+    return load(stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_file_validates_and_the_program_reads_the_same_settings(stack):
+    pulumi.runtime.set_all_config(config_of(stack_file(stack)))
+    assert settings_from_config(pulumi.Config("agentdb"), stack) == load(stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_program_declares_every_service(deployments, stack):
+    assert sorted(deployments[stack].containers()) == sorted(SERVICES)
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_every_container_has_a_healthcheck_and_a_restart_policy(deployments, stack, service):
+    container = deployments[stack].containers()[service].inputs
+    health = container.get("healthcheck") or {}
+    assert health.get("tests") and health["tests"][0] in {"CMD", "CMD-SHELL"}, f"{service}: no healthcheck"
+    assert health.get("interval") and health.get("retries"), (
+        f"{service}: healthcheck without interval/retries"
+    )
+    assert container.get("restart") in {"unless-stopped", "always", "on-failure"}, (
+        f"{service}: no restart policy"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_password_appears_outside_a_secret(deployments, stack):
+    deployment = deployments[stack]
+    passwords = deployment.passwords()
+    assert passwords, "the mocks generated no password"
+    for resource in deployment.resources:
+        text = json.dumps(visible(resource.raw))
+        for name, password in passwords.items():
+            assert password not in text, f"{resource.type} {resource.name}: password {name} in plain text"
+    for output, (value, is_secret) in deployment.outputs.items():
+        if any(password in json.dumps(value, default=str) for password in passwords.values()):
+            assert is_secret, f"stack output {output} carries a password but is not a secret"
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_no_password_reaches_a_container_through_env_or_command(deployments, stack, service):
+    deployment = deployments[stack]
+    container = deployment.containers()[service].inputs
+    exposed = json.dumps([container.get("envs"), container.get("command"), container.get("healthcheck")])
+    for name, password in deployment.passwords().items():
+        assert password not in exposed, f"{service}: password {name} in env, command or healthcheck"
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_ports_are_published_only_where_the_stack_says(deployments, stack, service):
+    settings = settings_of(stack)
+    ports = deployments[stack].containers()[service].inputs.get("ports") or []
+    if service in ALWAYS_PUBLISHED:
+        expected = True
+    elif service in PUBLISHED_BY_SETTING:
+        expected = getattr(settings, PUBLISHED_BY_SETTING[service])
+    else:
+        expected = False
+    assert bool(ports) == expected, f"{service}: published={bool(ports)}, expected {expected}"
+    for port in ports:
+        assert port["ip"] == settings.bind_address
+
+
+def test_postgres_is_not_published_in_prod(deployments):
+    assert not deployments["prod"].containers()["postgres"].inputs.get("ports")
+
+
+@pytest.mark.parametrize("setting", PUBLISHABLE)
+def test_prod_refuses_to_publish(setting):
+    settings = load("prod").model_copy(update={setting: True})
+    with pytest.raises(SettingsError, match="never published in prod"):
+        check_publishing("prod", settings)
+
+
+def test_the_program_fails_on_a_prod_stack_that_publishes_postgres(tmp_path):
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text((REPO / "Pulumi.prod.yaml").read_text() + "  agentdb:publishPostgres: true\n")
+    with pytest.raises(Exception, match="publishPostgres: never published in prod"):
+        deploy("prod", path)
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_every_image_is_pinned(deployments, stack, service):
+    deployment = deployments[stack]
+    image = deployment.containers()[service].inputs["image"]
+    name, _, tag = image.rpartition(":")
+    assert name and tag and tag != "latest" and "/" not in tag, f"{service}: image {image!r} is not pinned"
+    built = {r.inputs["imageName"]: r.inputs for r in deployment.of_type(IMAGE)}
+    if service == "grafana":
+        assert image == settings_of(stack).grafana_image
+    else:
+        assert image in built, f"{service}: {image} is not built by the program"
+        assert built[image]["build"]["args"]["BASE_IMAGE"] == settings_of(stack).base_image
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_resource_limits_equal_the_tuning_inputs(deployments, stack, service):
+    settings = settings_of(stack)
+    container = deployments[stack].containers()[service].inputs
+    expected = limits(settings)[service]
+    assert container["memory"] == expected.memory_mb
+    assert float(container["cpus"]) == expected.cpus
+    if service == "postgres":  # the numbers infra.tuning computed postgresql.conf for
+        machine = render.machine(settings, POSTGRES_MAJOR)
+        assert (container["memory"], float(container["cpus"])) == (machine.memory_mb, machine.cpus)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
+    deployment = deployments[stack]
+    settings = settings_of(stack)
+    layout = render.Layout.docker(settings, POSTGRES_MAJOR)
+    expected = render.render(settings, deployment.passwords(), layout)
+    uploaded = {}
+    for container in deployment.containers().values():
+        for upload in container.inputs.get("uploads") or []:
+            if upload["file"].startswith(layout.etc + "/") and not upload["file"].startswith(layout.secrets):
+                uploaded[upload["file"].removeprefix(layout.etc + "/")] = upload
+    for name, rendered in expected.items():
+        assert name in uploaded, f"{name} is rendered but reaches no container"
+        assert uploaded[name]["content"] == rendered.content, f"{name} differs from infra.render's"
+        assert int(uploaded[name]["permissions"], 8) == rendered.mode, f"{name}: mode differs"
+        assert uploaded[name]["owner"] == str(SERVICE_UID)
+
+
+@pytest.mark.parametrize(
+    ("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in ORDER for b in bs]
+)
+def test_dependency_order(deployments, stack, after, before):
+    containers = deployments[stack].containers()
+    assert containers[before].urn in containers[after].dependencies, f"{after} does not start after {before}"
+    if before in {"postgres", "pgbouncer", "redis"}:
+        assert containers[before].inputs.get("wait"), f"{before}: dependents do not wait for it to be healthy"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_schema_resources_follow_postgres(deployments, stack):
+    deployment = deployments[stack]
+    postgres = deployment.containers()["postgres"].urn
+    dynamic = [r for r in deployment.resources if r.type == "pulumi-python:dynamic:Resource"]
+    baseline = next(r for r in dynamic if r.name == "schema-baseline")
+    assert postgres in baseline.dependencies
+    for key in settings_of(stack).databases:
+        migration = next(r for r in dynamic if r.name == f"schema-{key}-migrations")
+        cron = next(r for r in dynamic if r.name == f"schema-{key}-cron")
+        assert baseline.urn in migration.dependencies
+        assert migration.urn in cron.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs(deployments, stack):
+    outputs = deployments[stack].outputs
+    settings = settings_of(stack)
+    strings, is_secret = outputs["connection_strings"]
+    assert is_secret
+    assert sorted(strings) == sorted(f"{k}_{r}" for k in settings.databases for r in ("app", "readonly"))
+    assert outputs["grafana_url"][0] == f"http://{settings.bind_address}:{settings.grafana_port}"
+    assert str(settings.prometheus_port) in outputs["prometheus_url"][0]
+    assert sorted(outputs["revisions"][0]) == sorted(settings.databases)
