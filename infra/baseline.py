@@ -48,7 +48,13 @@ def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, 
 def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[str, str]) -> None:
     """Roles and databases (autocommit connection to the `postgres` database as the superuser)."""
     cur = conn.cursor()
-    _role(cur, sec.MONITOR_ROLE, login=True, password=secrets[sec.MONITOR_ROLE], extra="GRANT pg_monitor TO {role}")
+    _role(
+        cur,
+        sec.MONITOR_ROLE,
+        login=True,
+        password=secrets[sec.MONITOR_ROLE],
+        extra="GRANT pg_monitor TO {role}",
+    )
     cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
     cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     for db in settings.enabled:

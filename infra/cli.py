@@ -35,8 +35,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print()
     print(format_status(rows))
     unhealthy = [r.name for r in rows if r.health != "healthy"]
-    print(f"\nstack {stack.name} up in {time.monotonic() - start:.1f}s; `agentdb env --stack {stack.name}` prints "
-          "the connection strings")
+    print(
+        f"\nstack {stack.name} up in {time.monotonic() - start:.1f}s; `agentdb env --stack {stack.name}` prints "
+        "the connection strings"
+    )
     return 1 if unhealthy else 0
 
 
@@ -61,7 +63,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     stack = _stack(args)
     if not stack.secrets_dir.exists():
-        print(f"error: stack {stack.name} has no secrets yet; run `agentdb up --stack {stack.name}`", file=sys.stderr)
+        print(
+            f"error: stack {stack.name} has no secrets yet; run `agentdb up --stack {stack.name}`",
+            file=sys.stderr,
+        )
         return 1
     for key, value in stack.env().items():
         print(f"export {key}={shlex.quote(value)}")
@@ -136,7 +141,11 @@ def cmd_seed(args: argparse.Namespace) -> int:
                 print(f"error: {db.key} has no volume generator; try --sample", file=sys.stderr)
                 return EXIT_BAD_INPUT
             scale = args.scale * _volume_days(args.volume) / 30.0
-            module.volume(conn, scale=scale, seed=args.seed)
+            try:
+                module.volume(conn, scale=scale, seed=args.seed)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
         conn.commit()
     print(f"{db.key}: seeded in {time.monotonic() - start:.1f}s")
     return 0
@@ -169,12 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_up
     )
     sub.add_parser("down", parents=[common], help="stop every service, keep the data").set_defaults(func=cmd_down)
-    sub.add_parser("destroy", parents=[common], help="stop and delete .stack/<stack>/").set_defaults(
-        func=cmd_destroy
-    )
-    sub.add_parser("status", parents=[common], help="service, address, state, health").set_defaults(
-        func=cmd_status
-    )
+    sub.add_parser("destroy", parents=[common], help="stop and delete .stack/<stack>/").set_defaults(func=cmd_destroy)
+    sub.add_parser("status", parents=[common], help="service, address, state, health").set_defaults(func=cmd_status)
     sub.add_parser("env", parents=[common], help="application connection strings as shell exports").set_defaults(
         func=cmd_env
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import jinja2
 import psycopg
@@ -23,9 +24,9 @@ class Job:
     command: str
 
 
-def jobs(db: Database, settings: Settings) -> list[Job]:
-    """The jobs declared for `db`, rendered with `settings` (retention numbers come from there)."""
-    path = db.sql_dir / "cron.yaml"
+def jobs(db: Database, settings: Settings, path: Path | None = None) -> list[Job]:
+    """The jobs declared for `db` (in `path`, default sql/<key>/cron.yaml), rendered with `settings`."""
+    path = path or db.sql_dir / "cron.yaml"
     if not path.exists():
         return []
     text = jinja2.Template(path.read_text(), undefined=jinja2.StrictUndefined).render(settings=settings)
@@ -47,18 +48,17 @@ def jobs(db: Database, settings: Settings) -> list[Job]:
     return out
 
 
-def sync(admin_dsn: str, db: Database, settings: Settings) -> list[str]:
+def sync(admin_dsn: str, db: Database, settings: Settings, path: Path | None = None) -> list[str]:
     """Schedule, update and unschedule `db`'s jobs by name; returns what changed ("+name", "~name", "-name")."""
-    wanted = {job.name: job for job in jobs(db, settings)}
+    wanted = {job.name: job for job in jobs(db, settings, path)}
     changed: list[str] = []
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        existing = {
-            row[0]: row[1:]
-            for row in conn.execute(
-                "SELECT jobname, schedule, command, database, username FROM cron.job WHERE jobname LIKE %s",
-                (f"{db.key}-%",),
-            )
-        }
+        rows = conn.execute(
+            "SELECT jobname, schedule, command, database, username, jobid FROM cron.job WHERE jobname LIKE %s",
+            (f"{db.key}-%",),
+        ).fetchall()
+        existing = {row[0]: row[1:5] for row in rows}
+        job_ids = {row[0]: row[5] for row in rows}
         for name, job in wanted.items():
             state = (job.schedule, job.command, db.name, db.owner)
             if existing.get(name) == state:
@@ -69,6 +69,7 @@ def sync(admin_dsn: str, db: Database, settings: Settings) -> list[str]:
             )
             changed.append(("~" if name in existing else "+") + name)
         for name in existing.keys() - wanted.keys():
-            conn.execute("SELECT cron.unschedule(%s)", (name,))
+            # By id: unschedule(name) only finds the calling user's jobs, and these belong to the owner.
+            conn.execute("SELECT cron.unschedule(%s::bigint)", (job_ids[name],))
             changed.append("-" + name)
     return changed

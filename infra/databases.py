@@ -34,9 +34,7 @@ DATABASES: dict[str, Database] = {
     db.key: db
     for db in (
         Database("qlearning", "qlearning_db", "qlearning_owner", "qlearning_app", "qlearning_readonly"),
-        Database(
-            "orchestrator", "ai_agent_orchestrator", "ai_agent_owner", "ai_agent_app", "ai_agent_readonly"
-        ),
+        Database("orchestrator", "ai_agent_orchestrator", "ai_agent_owner", "ai_agent_app", "ai_agent_readonly"),
         Database("afs", "afs", "afs_owner", "afs_app", "afs_readonly"),
         Database("agentic", "agentic", "agentic_owner", "agentic_app", "agentic_readonly"),
     )

@@ -191,7 +191,7 @@ def write(files: dict[str, RenderedFile], directory: Path, owner: tuple[int, int
         path.parent.mkdir(parents=True, exist_ok=True)
         if owner:
             os.chown(path.parent, *owner)
-        tmp = path.with_name(f".{name}.tmp")
+        tmp = path.with_name(f".{path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, rendered.mode)
         with os.fdopen(fd, "w") as handle:
             handle.write(rendered.content)

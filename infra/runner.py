@@ -131,9 +131,19 @@ class LocalStack:
     def psql(self, db: Database | str | None, query: str, *args: str) -> str:
         """Run psql as the superuser against `db` and return its stdout (raises on error)."""
         result = subprocess.run(
-            [str(self.pg_bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", query, *args,
-             self.dsn(db)],
-            capture_output=True, text=True,
+            [
+                str(self.pg_bindir / "psql"),
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-c",
+                query,
+                *args,
+                self.dsn(db),
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StackError(f"psql: {result.stderr.strip()}")
@@ -193,7 +203,10 @@ class LocalStack:
             import redis
 
             client = redis.Redis(
-                host=host, port=s.redis_port, username=sec.REDIS_APP_USER, password=secrets["redis_app"],
+                host=host,
+                port=s.redis_port,
+                username=sec.REDIS_APP_USER,
+                password=secrets["redis_app"],
                 socket_timeout=2,
             )
             try:
@@ -211,61 +224,90 @@ class LocalStack:
         )
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             pg_exporter_cmd += f" --extend.query-path={queries}"
-        redis_exporter_cmd = (
-            "/bin/sh -c "
-            + q(
-                f"REDIS_PASSWORD=\"$(cat {q(str(self.secrets_dir / 'redis_exporter'))})\" "
-                f"exec {tools.binary('prometheus-redis-exporter')} -web.listen-address={host}:{s.redis_exporter_port}"
-                f" -redis.addr=redis://{host}:{s.redis_port} -redis.user={sec.REDIS_EXPORTER_USER}"
-            )
+        redis_exporter_cmd = "/bin/sh -c " + q(
+            f'REDIS_PASSWORD="$(cat {q(str(self.secrets_dir / "redis_exporter"))})" '
+            f"exec {tools.binary('prometheus-redis-exporter')} -web.listen-address={host}:{s.redis_exporter_port}"
+            f" -redis.addr=redis://{host}:{s.redis_port} -redis.user={sec.REDIS_EXPORTER_USER}"
         )
         return [
             Service(
-                "postgres", s.postgres_port,
+                "postgres",
+                s.postgres_port,
                 f"{self.pg_bindir / 'postgres'} -D {lay.postgres_data} -c config_file={self.etc / 'postgresql.conf'}",
-                10, postgres_ok, stopsignal="INT",
+                10,
+                postgres_ok,
+                stopsignal="INT",
             ),
             Service(
-                "pgbouncer", s.pgbouncer_port, f"{tools.pgbouncer_binary()} {self.etc / 'pgbouncer.ini'}",
-                20, pgbouncer_ok, stopsignal="INT",
+                "pgbouncer",
+                s.pgbouncer_port,
+                f"{tools.pgbouncer_binary()} {self.etc / 'pgbouncer.ini'}",
+                20,
+                pgbouncer_ok,
+                stopsignal="INT",
             ),
             Service(
-                "redis", s.redis_port, f"{tools.binary('redis-server')} {self.etc / 'redis.conf'}", 20, redis_ok,
+                "redis",
+                s.redis_port,
+                f"{tools.binary('redis-server')} {self.etc / 'redis.conf'}",
+                20,
+                redis_ok,
             ),
             Service(
-                "postgres_exporter", s.postgres_exporter_port, pg_exporter_cmd, 30,
-                http(s.postgres_exporter_port, "/metrics"), environment=exporter_env, scheme="http",
+                "postgres_exporter",
+                s.postgres_exporter_port,
+                pg_exporter_cmd,
+                30,
+                http(s.postgres_exporter_port, "/metrics"),
+                environment=exporter_env,
+                scheme="http",
             ),
             Service(
-                "pgbouncer_exporter", s.pgbouncer_exporter_port,
+                "pgbouncer_exporter",
+                s.pgbouncer_exporter_port,
                 f"{Path(sys.executable)} -m infra.exporters.pgbouncer --listen {host}:{s.pgbouncer_exporter_port}"
                 f" --pgbouncer 'host={host} port={s.pgbouncer_port} dbname=pgbouncer user={sec.PGBOUNCER_STATS}'",
-                30, http(s.pgbouncer_exporter_port, "/metrics"),
-                environment=f'PGPASSFILE="{self.etc / "pgpass"}"', scheme="http",
+                30,
+                http(s.pgbouncer_exporter_port, "/metrics"),
+                environment=f'PGPASSFILE="{self.etc / "pgpass"}"',
+                scheme="http",
             ),
             Service(
-                "redis_exporter", s.redis_exporter_port, redis_exporter_cmd, 30,
-                http(s.redis_exporter_port, "/metrics"), scheme="http",
+                "redis_exporter",
+                s.redis_exporter_port,
+                redis_exporter_cmd,
+                30,
+                http(s.redis_exporter_port, "/metrics"),
+                scheme="http",
             ),
             Service(
-                "webhook", s.webhook_port,
+                "webhook",
+                s.webhook_port,
                 f"{Path(sys.executable)} {REPO_ROOT / 'infra' / 'webhook.py'} --listen {host}:{s.webhook_port}"
                 f" --out {self.logs / 'alerts.jsonl'}",
-                30, http(s.webhook_port, "/health"), scheme="http",
+                30,
+                http(s.webhook_port, "/health"),
+                scheme="http",
             ),
             Service(
-                "alertmanager", s.alertmanager_port,
+                "alertmanager",
+                s.alertmanager_port,
                 f"{tools.binary('prometheus-alertmanager')} --config.file={self.etc / 'alertmanager.yml'}"
                 f" --storage.path={lay.alertmanager_data} --web.listen-address={host}:{s.alertmanager_port}"
                 " --cluster.listen-address=",
-                40, http(s.alertmanager_port, "/-/ready"), scheme="http",
+                40,
+                http(s.alertmanager_port, "/-/ready"),
+                scheme="http",
             ),
             Service(
-                "prometheus", s.prometheus_port,
+                "prometheus",
+                s.prometheus_port,
                 f"{tools.binary('prometheus')} --config.file={self.etc / 'prometheus.yml'}"
                 f" --storage.tsdb.path={lay.prometheus_data} --web.listen-address={host}:{s.prometheus_port}"
                 " --web.enable-lifecycle",
-                50, http(s.prometheus_port, "/-/ready"), scheme="http",
+                50,
+                http(s.prometheus_port, "/-/ready"),
+                scheme="http",
             ),
         ]
 
@@ -273,7 +315,9 @@ class LocalStack:
     def _ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(SUPERVISORCTL), "-c", str(self.supervisord_conf), *args],
-            capture_output=True, text=True, check=check,
+            capture_output=True,
+            text=True,
+            check=check,
         )
 
     def supervisor_running(self) -> bool:
@@ -294,12 +338,19 @@ class LocalStack:
 
     def _render_supervisord(self, services: list[Service]) -> str:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(render.CONFIG_DIR)), undefined=jinja2.StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+            loader=jinja2.FileSystemLoader(str(render.CONFIG_DIR)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
         )
         return env.get_template("supervisord.conf.j2").render(
-            services=services, layout=self.layout, state_dir=self.state_dir, stack=self.name,
-            run_as_root=_is_root(), service_user=SERVICE_USER if _is_root() else "",
+            services=services,
+            layout=self.layout,
+            state_dir=self.state_dir,
+            stack=self.name,
+            run_as_root=_is_root(),
+            service_user=SERVICE_USER if _is_root() else "",
         )
 
     # ----- preparing the state directory -------------------------------------------------------
@@ -311,9 +362,18 @@ class LocalStack:
         except KeyError:
             progress(f"creating system user {SERVICE_USER}")
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                 "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                check=True, capture_output=True,
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SERVICE_USER,
+                ],
+                check=True,
+                capture_output=True,
             )
 
     def _ensure_traversable(self, progress: Progress) -> None:
@@ -351,9 +411,16 @@ class LocalStack:
             if owner:
                 os.chown(pg_data, *owner)
             cmd = [
-                str(self.pg_bindir / "initdb"), "-D", str(pg_data), "-U", sec.SUPERUSER,
-                f"--pwfile={self.secrets_dir / sec.SUPERUSER}", "--auth=scram-sha-256", "--encoding=UTF8",
-                "--locale=C.UTF-8", "--data-checksums",
+                str(self.pg_bindir / "initdb"),
+                "-D",
+                str(pg_data),
+                "-U",
+                sec.SUPERUSER,
+                f"--pwfile={self.secrets_dir / sec.SUPERUSER}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--data-checksums",
             ]
             if owner:
                 cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
@@ -378,10 +445,27 @@ class LocalStack:
         progress("generating a self-signed TLS certificate")
         host = self.settings.bind_address
         result = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825", "-sha256",
-             "-subj", f"/CN=agentdb-{self.name}", "-addext", f"subjectAltName=DNS:localhost,IP:{host}",
-             "-keyout", str(key), "-out", str(cert)],
-            capture_output=True, text=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "825",
+                "-sha256",
+                "-subj",
+                f"/CN=agentdb-{self.name}",
+                "-addext",
+                f"subjectAltName=DNS:localhost,IP:{host}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StackError(f"openssl could not make the TLS certificate: {result.stderr.strip()}")

@@ -30,7 +30,15 @@ GRAFANA_ADMIN = "admin"
 
 def secret_names(settings: Settings) -> list[str]:
     """Every secret a stack needs, by file name."""
-    names = [SUPERUSER, MONITOR_ROLE, PGBOUNCER_ADMIN, PGBOUNCER_STATS, "redis_app", "redis_exporter", "grafana"]
+    names = [
+        SUPERUSER,
+        MONITOR_ROLE,
+        PGBOUNCER_ADMIN,
+        PGBOUNCER_STATS,
+        "redis_app",
+        "redis_exporter",
+        "grafana",
+    ]
     for db in settings.enabled:
         names += [db.app_role, db.readonly_role]
     return names

@@ -105,8 +105,15 @@ class TestStack:
         """Run `agentdb <verb> ... --stack-file ... --state-dir ...` against this stack."""
         verb, *rest = args
         result = agentdb(
-            verb, "--stack", "test", "--stack-file", str(self.stack_file), "--state-dir", str(self.state_dir),
-            *rest, check=check,
+            verb,
+            "--stack",
+            "test",
+            "--stack-file",
+            str(self.stack_file),
+            "--state-dir",
+            str(self.state_dir),
+            *rest,
+            check=check,
         )
         self.outputs += [result.stdout, result.stderr]
         return result
@@ -123,8 +130,16 @@ def stack() -> TestStack:
         ts.up_output = result.stdout
         yield ts
     finally:
-        agentdb("destroy", "--stack", "test", "--stack-file", str(stack_file), "--state-dir", str(state / "state"),
-                check=False)
+        agentdb(
+            "destroy",
+            "--stack",
+            "test",
+            "--stack-file",
+            str(stack_file),
+            "--state-dir",
+            str(state / "state"),
+            check=False,
+        )
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -81,9 +81,13 @@ class PgBouncerCollector(Collector):
         yield from families
 
     def _collect(self, conn: psycopg.Connection) -> Iterator:
-        pools = {k: GaugeMetricFamily(f"pgbouncer_{n}", h, labels=["database", "user"]) for k, (n, h) in POOL_GAUGES.items()}
+        pools = {
+            k: GaugeMetricFamily(f"pgbouncer_{n}", h, labels=["database", "user"]) for k, (n, h) in POOL_GAUGES.items()
+        }
         maxwait = GaugeMetricFamily(
-            "pgbouncer_pools_client_maxwait_seconds", "Longest wait of a client in the queue", labels=["database", "user"]
+            "pgbouncer_pools_client_maxwait_seconds",
+            "Longest wait of a client in the queue",
+            labels=["database", "user"],
         )
         for row in _rows(conn, "SHOW POOLS"):
             labels = [row["database"] or "", row["user"] or ""]
@@ -93,7 +97,9 @@ class PgBouncerCollector(Collector):
         yield from pools.values()
         yield maxwait
 
-        stats = {k: CounterMetricFamily(f"pgbouncer_{n}", h, labels=["database"]) for k, (n, h, _) in STAT_COUNTERS.items()}
+        stats = {
+            k: CounterMetricFamily(f"pgbouncer_{n}", h, labels=["database"]) for k, (n, h, _) in STAT_COUNTERS.items()
+        }
         for row in _rows(conn, "SHOW STATS"):
             for column, family in stats.items():
                 family.add_metric([row["database"] or ""], _number(row.get(column)) / STAT_COUNTERS[column][2])

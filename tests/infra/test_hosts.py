@@ -13,8 +13,17 @@ import testinfra
 from infra import render, tuning
 from infra.runner import SERVICE_USER
 
-SERVICES = ["postgres", "pgbouncer", "redis", "postgres_exporter", "pgbouncer_exporter", "redis_exporter",
-            "webhook", "alertmanager", "prometheus"]
+SERVICES = [
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter",
+    "pgbouncer_exporter",
+    "redis_exporter",
+    "webhook",
+    "alertmanager",
+    "prometheus",
+]
 SECRET_FILES = ["etc/userlist.txt", "etc/users.acl", "etc/pgpass", "etc/supervisord.conf"]
 
 
@@ -85,8 +94,10 @@ def test_pgbouncer_show_pools_lists_each_database(host, stack):
     secrets = stack.local.secrets()
     from infra import secrets as sec
 
-    url = (f"postgresql://{sec.PGBOUNCER_ADMIN}:{secrets[sec.PGBOUNCER_ADMIN]}@{stack.settings.bind_address}:"
-           f"{stack.settings.pgbouncer_port}/pgbouncer")
+    url = (
+        f"postgresql://{sec.PGBOUNCER_ADMIN}:{secrets[sec.PGBOUNCER_ADMIN]}@{stack.settings.bind_address}:"
+        f"{stack.settings.pgbouncer_port}/pgbouncer"
+    )
     out = host.run(f"{stack.local.pg_bindir}/psql -XqAt -c 'SHOW POOLS' '{url}'")
     assert out.rc == 0, out.stderr
     pools = {line.split("|")[0] for line in out.stdout.splitlines()}

@@ -11,4 +11,7 @@ def test_stack_comes_up_with_every_service_healthy(stack):
 def test_app_role_reaches_each_database_through_pgbouncer(stack):
     for db in stack.settings.enabled:
         with psycopg.connect(stack.dsn(db.key, "app", "pgbouncer")) as conn:
-            assert conn.execute("SELECT current_database(), current_user").fetchone() == (db.name, db.app_role)
+            assert conn.execute("SELECT current_database(), current_user").fetchone() == (
+                db.name,
+                db.app_role,
+            )

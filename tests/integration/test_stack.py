@@ -14,8 +14,17 @@ import pytest
 
 from tests.conftest import agentdb, make_state_dir, write_stack_file
 
-SERVICES = ["postgres", "pgbouncer", "redis", "postgres_exporter", "pgbouncer_exporter", "redis_exporter",
-            "webhook", "alertmanager", "prometheus"]
+SERVICES = [
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter",
+    "pgbouncer_exporter",
+    "redis_exporter",
+    "webhook",
+    "alertmanager",
+    "prometheus",
+]
 
 
 def service_pids(stack) -> dict[str, str]:
@@ -112,8 +121,9 @@ def test_psycopg_server_side_prepares_through_pgbouncer(stack):
 def test_invalid_stack_file_exits_2_and_starts_nothing():
     state = make_state_dir("agentdb-bad-")
     stack_file = write_stack_file(state, "bad", {"agentdb:memoryMb": -5})
-    result = agentdb("up", "--stack", "bad", "--stack-file", str(stack_file), "--state-dir", str(state / "s"),
-                     check=False)
+    result = agentdb(
+        "up", "--stack", "bad", "--stack-file", str(stack_file), "--state-dir", str(state / "s"), check=False
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "agentdb:memoryMb" in result.stderr and "greater than 0" in result.stderr
@@ -128,8 +138,16 @@ def test_port_in_use_names_service_and_port_and_leaves_nothing():
     port = holder.getsockname()[1]
     try:
         stack_file = write_stack_file(state, "busy", {"agentdb:pgbouncerPort": port})
-        result = agentdb("up", "--stack", "busy", "--stack-file", str(stack_file), "--state-dir", str(state / "s"),
-                         check=False)
+        result = agentdb(
+            "up",
+            "--stack",
+            "busy",
+            "--stack-file",
+            str(stack_file),
+            "--state-dir",
+            str(state / "s"),
+            check=False,
+        )
     finally:
         holder.close()
     assert result.returncode == 2, result.stdout + result.stderr

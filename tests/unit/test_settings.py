@@ -43,7 +43,11 @@ def test_pulumi_yaml_config_block_matches_the_model():
         ({"agentdb:postgresPort": 70000}, "agentdb:postgresPort", "less than or equal to 65535"),
         ({"agentdb:redisPort": 0}, "agentdb:redisPort", "greater than or equal to 1"),
         ({"agentdb:redisPort": 6432}, "agentdb", "pgbouncer and redis both use port 6432"),
-        ({"agentdb:databases": ["qlearning", "nosuchdb"]}, "agentdb:databases", "unknown database 'nosuchdb'"),
+        (
+            {"agentdb:databases": ["qlearning", "nosuchdb"]},
+            "agentdb:databases",
+            "unknown database 'nosuchdb'",
+        ),
         ({"agentdb:databases": []}, "agentdb:databases", "at least 1 item"),
         ({"agentdb:databases": ["afs", "afs"]}, "agentdb:databases", "listed twice"),
         (
@@ -58,7 +62,11 @@ def test_pulumi_yaml_config_block_matches_the_model():
         ({"agentdb:noSuchKey": 1}, "agentdb:noSuchKey", "unknown setting"),
         ({"agentdb:grafanaImage": "grafana/grafana-oss:latest"}, "agentdb:grafanaImage", "pinned"),
         ({"agentdb:baseImage": "debian"}, "agentdb:baseImage", "pinned"),
-        ({"agentdb:partitionPremakeMonths": 1}, "agentdb:partitionPremakeMonths", "greater than or equal to 2"),
+        (
+            {"agentdb:partitionPremakeMonths": 1},
+            "agentdb:partitionPremakeMonths",
+            "greater than or equal to 2",
+        ),
         ({"agentdb:retentionDays": 0}, "agentdb:retentionDays", "greater than 0"),
         ({"agentdb:tls": "perhaps"}, "agentdb:tls", "valid boolean"),
         ({"memoryMb": 5}, "memoryMb", "no namespace"),
