@@ -357,9 +357,7 @@ def test_agent_type_state_hash_lookup_is_served_by_an_index(admin):
     plan = admin.execute(
         "EXPLAIN (FORMAT JSON) SELECT * FROM q_values WHERE agent_type = 'test-gen' AND state_hash = 'abc'"
     ).fetchone()[0]
-    assert "idx_q_values_lookup" in str(plan) or "uniq_q_values_agent_type_state_hash_action_hash" in str(
-        plan
-    )
+    assert "idx_q_values_lookup" in str(plan) or "uniq_q_values_agent_type_state_hash_action_hash" in str(plan)
 
 
 @pytest.mark.parametrize("view", list(VIEW_COLUMNS))
@@ -386,8 +384,7 @@ def test_function_signature(admin, name, args, result):
 
 def test_success_rate_is_generated(admin):
     row = admin.execute(
-        "SELECT attgenerated FROM pg_attribute WHERE attrelid = 'agent_states'::regclass "
-        "AND attname = 'success_rate'"
+        "SELECT attgenerated FROM pg_attribute WHERE attrelid = 'agent_states'::regclass AND attname = 'success_rate'"
     ).fetchone()
     assert row == ("s",)
 
@@ -433,9 +430,7 @@ def test_roles_can_select(stack, role, table):
 def test_app_has_dml_and_readonly_has_none(admin, table):
     for role, wanted in (("qlearning_app", True), ("qlearning_readonly", False)):
         for privilege in ("INSERT", "UPDATE", "DELETE"):
-            got = admin.execute(
-                "SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)
-            ).fetchone()[0]
+            got = admin.execute("SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)).fetchone()[0]
             assert got is wanted, (role, table, privilege)
 
 

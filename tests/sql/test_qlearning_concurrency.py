@@ -48,8 +48,7 @@ def test_18_writers_upserting_one_key_count_every_visit(stack):
     ids = set().union(*_run_agents(stack, AGENTS, work))
     with psycopg.connect(stack.dsn(KEY, role="admin")) as conn:
         rows = conn.execute(
-            "SELECT q_value_id, visit_count FROM q_values "
-            "WHERE agent_type = 'test-generator' AND state_hash = %s",
+            "SELECT q_value_id, visit_count FROM q_values WHERE agent_type = 'test-generator' AND state_hash = %s",
             (state,),
         ).fetchall()
         conn.execute("DELETE FROM q_values WHERE state_hash = %s", (state,))
@@ -77,9 +76,7 @@ def test_concurrent_q_learning_updates_lose_no_update(stack, slow_learner):
     per_agent = 20
     reward, next_q = Decimal("1"), Decimal("2.5")
     with psycopg.connect(stack.dsn(KEY, role="app"), autocommit=True) as conn:
-        conn.execute(
-            "SELECT upsert_q_value(%s, 'next', '{}', 'best', '{}', %s)", (slow_learner, float(next_q))
-        )
+        conn.execute("SELECT upsert_q_value(%s, 'next', '{}', 'best', '{}', %s)", (slow_learner, float(next_q)))
 
     def work(conn, _i):
         for _ in range(per_agent):

@@ -167,9 +167,7 @@ def app(stack):
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
-    return conn.execute(
-        f"SELECT count(*) FROM {table} WHERE {MARKER_COLUMN[table]} = %s", (MARK,)
-    ).fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE {MARKER_COLUMN[table]} = %s", (MARK,)).fetchone()[0]
 
 
 def test_the_valid_rows_are_accepted(app):
@@ -200,9 +198,7 @@ def test_bad_input_is_rejected_and_nothing_is_written(app, table, column, value,
         app.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(row.values())})")
     err = caught.value
     assert err.sqlstate == sqlstate, err
-    text = " ".join(
-        filter(None, [err.diag.message_primary, err.diag.message_detail, err.diag.constraint_name])
-    )
+    text = " ".join(filter(None, [err.diag.message_primary, err.diag.message_detail, err.diag.constraint_name]))
     assert names in text, text
     assert _count(app, table) == 0
 

@@ -58,8 +58,7 @@ def test_upsert_inserts_then_updates_the_same_row(app):
 
     second = _upsert(app, "test-generator", state, "a1", 0.75, data={"s": state, "v": 2})
     after = app.execute(
-        "SELECT q_value, visit_count, last_updated, expires_at, state_data FROM q_values "
-        "WHERE q_value_id = %s",
+        "SELECT q_value, visit_count, last_updated, expires_at, state_data FROM q_values WHERE q_value_id = %s",
         (first,),
     ).fetchone()
     assert second == first
@@ -73,8 +72,7 @@ def test_upsert_inserts_then_updates_the_same_row(app):
 @pytest.mark.parametrize("table", ["q_values", "trajectories", "patterns"])
 def test_expires_at_defaults_to_30_days(app, table):
     rows = {
-        "q_values": "INSERT INTO q_values (agent_type, state_hash, action_hash) "
-        "VALUES ('test-generator', %s, 'a')",
+        "q_values": "INSERT INTO q_values (agent_type, state_hash, action_hash) VALUES ('test-generator', %s, 'a')",
         "trajectories": "INSERT INTO trajectories (agent_type, task_id) VALUES ('test-generator', %s)",
         "patterns": "INSERT INTO patterns (agent_type, pattern_name, pattern_type, pattern_data) "
         "VALUES ('test-generator', %s, 'test_template', '{}')",
@@ -104,8 +102,7 @@ def test_success_rate_is_successful_over_total(app, total, successes, rate):
 def test_agent_states_updated_at_follows_updates(app):
     instance = _key("updated-at")
     first = app.execute(
-        "INSERT INTO agent_states (agent_type, agent_instance_id) VALUES ('test-generator', %s) "
-        "RETURNING updated_at",
+        "INSERT INTO agent_states (agent_type, agent_instance_id) VALUES ('test-generator', %s) RETURNING updated_at",
         (instance,),
     ).fetchone()[0]
     second = app.execute(
@@ -131,9 +128,7 @@ def test_get_best_action_returns_the_highest_live_value(app, admin):
     )
     row = app.execute("SELECT * FROM get_best_action(%s, %s)", ("test-generator", state)).fetchone()
     assert row == ("high", {"a": "high"}, Decimal("0.900000"), 1, Decimal("0.5000"))
-    assert (
-        app.execute("SELECT * FROM get_best_action('test-generator', %s)", (_key("none"),)).fetchall() == []
-    )
+    assert app.execute("SELECT * FROM get_best_action('test-generator', %s)", (_key("none"),)).fetchall() == []
 
 
 def _plan_nodes(plan: dict) -> list[dict]:
@@ -162,13 +157,10 @@ def populated_q_values(admin):
 
 
 @pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
-def test_get_best_action_body_uses_idx_q_values_lookup_without_sort(
-    admin, populated_q_values, plan_cache_mode
-):
+def test_get_best_action_body_uses_idx_q_values_lookup_without_sort(admin, populated_q_values, plan_cache_mode):
     """EXPLAIN the function's own body (it is a plain SQL function), prepared with its parameter types."""
     body = admin.execute(
-        "SELECT prosrc FROM pg_proc "
-        "WHERE proname = 'get_best_action' AND pronamespace = 'public'::regnamespace"
+        "SELECT prosrc FROM pg_proc WHERE proname = 'get_best_action' AND pronamespace = 'public'::regnamespace"
     ).fetchone()[0]
     explain = sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE best_action('test-generator', {})").format(
         sql.Literal(populated_q_values + "-7")
@@ -220,9 +212,7 @@ def test_q_learning_update_applies_the_bellman_update_with_the_agent_parameters(
         ).fetchone()[0]
         expected = q_update(expected, alpha, gamma, Decimal(reward), Decimal("0.8"))
         assert got == expected
-    terminal = app.execute(
-        "SELECT q_learning_update('coverage-analyzer', %s, 'act', 2, NULL)", (state,)
-    ).fetchone()[0]
+    terminal = app.execute("SELECT q_learning_update('coverage-analyzer', %s, 'act', 2, NULL)", (state,)).fetchone()[0]
     assert terminal == q_update(expected, alpha, gamma, Decimal(2), Decimal(0))
     visits = app.execute("SELECT visit_count FROM q_values WHERE state_hash = %s", (state,)).fetchone()[0]
     assert visits == 4
@@ -270,13 +260,11 @@ def test_cleanup_deletes_only_expired_rows_in_batches_and_cascades_rewards(app, 
     result = dict(app.execute("SELECT * FROM cleanup_expired_data(2)").fetchall())
 
     assert result == {"q_values": 5, "trajectories": 1, "rewards": 3, "patterns": 1}
-    left = admin.execute(
-        "SELECT action_hash FROM q_values WHERE state_hash = %s ORDER BY 1", (tag,)
-    ).fetchall()
+    left = admin.execute("SELECT action_hash FROM q_values WHERE state_hash = %s ORDER BY 1", (tag,)).fetchall()
     assert left == [("forever",), ("new",)]
-    assert admin.execute(
-        "SELECT trajectory_id FROM trajectories WHERE task_id LIKE %s", (tag + "%",)
-    ).fetchall() == [(ids["new"],)]
+    assert admin.execute("SELECT trajectory_id FROM trajectories WHERE task_id LIKE %s", (tag + "%",)).fetchall() == [
+        (ids["new"],)
+    ]
     assert admin.execute(
         "SELECT trajectory_id, count(*) FROM rewards WHERE state_hash = %s GROUP BY 1", (tag,)
     ).fetchall() == [(ids["new"], 3)]
@@ -287,8 +275,7 @@ def test_cleanup_deletes_only_expired_rows_in_batches_and_cascades_rewards(app, 
 def test_rewards_follow_a_deleted_trajectory(admin):
     tag = _key("cascade")
     trajectory = admin.execute(
-        "INSERT INTO trajectories (agent_type, task_id) VALUES ('test-generator', %s) "
-        "RETURNING trajectory_id",
+        "INSERT INTO trajectories (agent_type, task_id) VALUES ('test-generator', %s) RETURNING trajectory_id",
         (tag,),
     ).fetchone()[0]
     admin.execute(
@@ -398,8 +385,7 @@ MONITORING_QUERIES = {
     """,
     "reindex": "REINDEX INDEX CONCURRENTLY idx_q_values_lookup;",
     "analyze": "ANALYZE;",
-    "slow lookups": "EXPLAIN ANALYZE\n"
-    "SELECT * FROM q_values WHERE agent_type = 'test-gen' AND state_hash = 'abc';",
+    "slow lookups": "EXPLAIN ANALYZE\nSELECT * FROM q_values WHERE agent_type = 'test-gen' AND state_hash = 'abc';",
     "expired rows": "SELECT COUNT(*) FROM q_values WHERE expires_at < NOW();",
 }
 

@@ -71,8 +71,7 @@ def test_downgrade_to_base_and_upgrade_again_gives_an_identical_schema(stack):
 def jobs(stack):
     with psycopg.connect(stack.dsn(None, role="admin")) as conn:
         rows = conn.execute(
-            "SELECT jobname, schedule, command, database, username, active FROM cron.job "
-            "WHERE jobname LIKE %s",
+            "SELECT jobname, schedule, command, database, username, active FROM cron.job WHERE jobname LIKE %s",
             (f"{KEY}-%",),
         ).fetchall()
     return {row[0]: row[1:] for row in rows}
