@@ -434,3 +434,9 @@ def test_sample_loads_the_seed_rows_idempotently(stack, admin):
         (samples.PATTERNS[0][2],),
     ).fetchone()
     assert used == (2,)
+
+
+def test_agentdb_seed_sample_loads_the_samples(stack, admin):
+    stack.cli("seed", "--db", KEY, "--sample")
+    sessions = admin.execute("SELECT count(*) FROM sessions WHERE metadata @> '{\"sample\": true}'").fetchone()[0]
+    assert sessions == len(samples.SESSIONS)
