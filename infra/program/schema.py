@@ -116,8 +116,9 @@ class CronJobsProvider(ResourceProvider):
         if props.get("keep_data", True):
             return
         with psycopg.connect(props["admin_dsn"], autocommit=True) as conn:
+            # By id: unschedule(name) finds only the calling user's jobs, and these belong to the owner.
             conn.execute(
-                "SELECT cron.unschedule(jobname) FROM cron.job WHERE jobname LIKE %s", (f"{props['key']}-%",)
+                "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE %s", (f"{props['key']}-%",)
             )
 
 

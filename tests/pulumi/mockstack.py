@@ -118,9 +118,7 @@ def config_of(stack_file: Path) -> dict[str, str]:
     return out
 
 
-def deploy(
-    stack: str, stack_file: Path | None = None, extra_config: dict[str, str] | None = None
-) -> Deployment:
+def deploy(stack: str, stack_file: Path | None = None, extra_config: dict[str, str] | None = None) -> Deployment:
     """Run infra/__main__.py for `stack` under mocks (as a preview would) and return what it registered."""
     deployment = Deployment(stack)
     monitor = RecordingMonitor(deployment)

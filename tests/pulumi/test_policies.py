@@ -68,12 +68,8 @@ def test_every_container_has_a_healthcheck_and_a_restart_policy(deployments, sta
     container = deployments[stack].containers()[service].inputs
     health = container.get("healthcheck") or {}
     assert health.get("tests") and health["tests"][0] in {"CMD", "CMD-SHELL"}, f"{service}: no healthcheck"
-    assert health.get("interval") and health.get("retries"), (
-        f"{service}: healthcheck without interval/retries"
-    )
-    assert container.get("restart") in {"unless-stopped", "always", "on-failure"}, (
-        f"{service}: no restart policy"
-    )
+    assert health.get("interval") and health.get("retries"), f"{service}: healthcheck without interval/retries"
+    assert container.get("restart") in {"unless-stopped", "always", "on-failure"}, f"{service}: no restart policy"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -176,9 +172,7 @@ def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
         assert uploaded[name]["owner"] == str(SERVICE_UID)
 
 
-@pytest.mark.parametrize(
-    ("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in ORDER for b in bs]
-)
+@pytest.mark.parametrize(("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in ORDER for b in bs])
 def test_dependency_order(deployments, stack, after, before):
     containers = deployments[stack].containers()
     assert containers[before].urn in containers[after].dependencies, f"{after} does not start after {before}"
