@@ -62,12 +62,22 @@ def _owner_transaction(dsn: str, key: str) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
+def _protect_version_table(conn: sa.Connection, key: str) -> None:
+    """The owner's default privileges would let the app role write alembic_version; only the owner may."""
+    db = _database(key)
+    if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is not None:
+        conn.exec_driver_sql(
+            f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM "{db.app_role}"'
+        )
+
+
 def _run(dsn: str, key: str, action: str, target: str) -> None:
     cfg = _config(key)
     try:
         with _owner_transaction(dsn, key) as conn:
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, target)
+            _protect_version_table(conn, key)
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied

@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-function -- a down file drops the functions its up file created
 DROP TRIGGER trg_consensus_decisions_check ON consensus_decisions;
 DROP FUNCTION check_consensus_decision();
 DROP TABLE consensus_decisions;

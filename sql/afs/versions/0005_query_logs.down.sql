@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-function -- a down file drops the functions its up file created
 -- The vector extension stays: agentdb's baseline owns it (it creates it wherever it is available).
 DROP FUNCTION hybrid_search_query_logs(text, double precision[], integer);
 DROP FUNCTION query_logs_has_vector_search();

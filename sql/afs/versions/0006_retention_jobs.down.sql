@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-function -- a down file drops the functions its up file created
 DROP FUNCTION clear_stale_forks(integer);
 DROP FUNCTION purge_query_logs(integer);
 DROP FUNCTION fork_created_at(text);

@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-function -- a down file drops the functions its up file created
 -- Undo 0001_agentic_schema.up.sql exactly. The vector extension belongs to the baseline and stays.
 
 DROP TABLE conversation_history;

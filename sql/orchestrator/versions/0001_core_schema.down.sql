@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-type -- a down file drops the types its up file created
 -- Undo 0001_core_schema: partman registrations and templates, tables, types.
 
 RESET ROLE;

@@ -1,4 +1,3 @@
--- squawk-ignore-file ban-drop-function, ban-drop-view -- a down file drops what its up file created
 -- Undo 0002_logic: policies, grants, views, triggers, functions.
 
 DROP POLICY violations_readonly_select ON violations;

@@ -1,5 +1,4 @@
 -- Undo 0001: drop the seven tables (children first) and the trigger function.
--- squawk-ignore-file ban-drop-function
 DROP TABLE agent_states;
 DROP TABLE patterns;
 DROP TABLE rewards;

@@ -1,5 +1,4 @@
 -- Undo 0003: drop the functions and the materialized views.
--- squawk-ignore-file ban-drop-function, ban-drop-view
 DROP FUNCTION refresh_materialized_views();
 DROP FUNCTION cleanup_expired_data(INTEGER, INTEGER);
 DROP FUNCTION q_learning_update(VARCHAR, VARCHAR, VARCHAR, DOUBLE PRECISION, VARCHAR);
