@@ -380,7 +380,9 @@ class LocalStack:
         """The service user must reach the state directory: add o+x to ancestors that lack it."""
         if not _is_root():
             return
-        for parent in reversed(self.state_dir.parents):
+        # The services also run the venv's python and files from the repository.
+        parents = {*self.state_dir.parents, REPO_ROOT, *REPO_ROOT.parents, *Path(sys.prefix).parents}
+        for parent in sorted(parents, key=lambda p: len(p.parts)):
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 progress(f"granting other users traverse (o+x) on {parent} so {SERVICE_USER} reaches the state")
