@@ -20,6 +20,8 @@ CONFIG_DIR = REPO_ROOT / "config"
 # Server connections PostgreSQL keeps beyond the pools: superuser reserve, exporter, migrations, psql.
 EXTRA_CONNECTIONS = 10
 CRON_WORKERS = 4
+# The pgBackRest stanza: one per cluster, and each stack has its own repository (infra/backup.py).
+PGBACKREST_STANZA = "agentdb"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ FILES: dict[str, tuple[str, int]] = {
     "prometheus.yml": ("prometheus.yml.j2", 0o644),
     "alertmanager.yml": ("alertmanager.yml.j2", 0o644),
     "pgpass": ("pgpass.j2", 0o600),
+    "pgbackrest.conf": ("pgbackrest.conf.j2", 0o644),
 }
 
 
@@ -163,6 +166,7 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         "names": sec,
         "max_db_connections": settings.default_pool_size + settings.reserve_pool_size,
         "cron_workers": CRON_WORKERS,
+        "pgbackrest": {"stanza": PGBACKREST_STANZA},
     }
     files = {
         name: RenderedFile(env.get_template(template).render(**context), mode)

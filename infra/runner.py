@@ -381,7 +381,7 @@ class LocalStack:
         if not _is_root():
             return
         # The services also run the venv's python and files from the repository.
-        parents = {*self.state_dir.parents, REPO_ROOT, *REPO_ROOT.parents, *Path(sys.prefix).parents}
+        parents = {*self.state_dir.parents, REPO_ROOT, *REPO_ROOT.parents, *Path(sys.base_prefix).parents}
         for parent in sorted(parents, key=lambda p: len(p.parts)):
             mode = parent.stat().st_mode
             if not mode & 0o001:
