@@ -157,6 +157,46 @@ def _volume_days(text: str) -> float:
     return float(text[:-1])
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from infra import backup
+
+    stack = _stack(args)
+    _require_running(stack)
+    start = time.monotonic()
+    print(f"taking a {args.type} backup of stack {stack.name} into {backup.repo_path(stack)}", flush=True)
+    taken = backup.backup(stack, args.type, progress=_progress)
+    print(
+        f"backup {taken.label} ({taken.kind}) done in {time.monotonic() - start:.1f}s: "
+        f"{taken.size_bytes / 2**20:.1f} MiB of data, {taken.repo_size_bytes / 2**20:.1f} MiB in the repository"
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from infra import backup
+
+    stack = _stack(args)
+    _require_running(stack)
+    start = time.monotonic()
+    try:
+        target = backup.parse_timestamp(args.to)
+        aside = backup.restore(stack, target, progress=_progress)
+    except backup.TargetError as exc:
+        raise SettingsError(str(exc)) from None
+    print(
+        f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; "
+        f"the previous data directory is kept at {aside}"
+    )
+    return 0
+
+
+def _require_running(stack) -> None:
+    from infra.runner import StackError
+
+    if stack.process_states().get("postgres") is None:
+        raise StackError(f"stack {stack.name} is not running; start it with `agentdb up --stack {stack.name}`")
+
+
 def cmd_settings_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -203,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42, help="random seed, for reproducible data")
     seed.set_defaults(func=cmd_seed)
 
+    backup_cmd = sub.add_parser("backup", parents=[common], help="take a pgBackRest backup now")
+    backup_cmd.add_argument("--type", choices=["full", "diff", "incr"], default="incr", help="default incr")
+    backup_cmd.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser(
+        "restore", parents=[common], help="restore to a moment into a fresh data directory and start it"
+    )
+    restore.add_argument("--to", required=True, help="ISO 8601 timestamp, UTC unless it has a zone")
+    restore.set_defaults(func=cmd_restore)
+
     sub.add_parser("settings-schema", help="print Pulumi.yaml's config block from the settings model").set_defaults(
         func=cmd_settings_schema
     )
@@ -210,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from infra.backup import BackupError
     from infra.cron import CronError
     from infra.migrations import MigrationError
     from infra.runner import StackError
@@ -227,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ToolError, CronError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except MigrationError as exc:
+    except (MigrationError, BackupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

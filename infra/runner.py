@@ -214,6 +214,13 @@ class LocalStack:
             finally:
                 client.close()
 
+        def running(name: str) -> Callable[[], None]:
+            def check() -> None:
+                if self.process_states().get(name) != "RUNNING":
+                    raise StackError(f"{name} is not running")
+
+            return check
+
         exporter_env = f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
             f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
         )
@@ -308,6 +315,15 @@ class LocalStack:
                 50,
                 http(s.prometheus_port, "/-/ready"),
                 scheme="http",
+            ),
+            Service(
+                "backup_scheduler",
+                0,  # listens nowhere: healthy while supervisord keeps it running
+                f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
+                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}",
+                40,
+                running("backup_scheduler"),
+                scheme="process",
             ),
         ]
 
@@ -517,7 +533,7 @@ class LocalStack:
     # ----- verbs -------------------------------------------------------------------------------
     def up(self, progress: Progress = print) -> list[ServiceStatus]:
         """Start what is stopped, wait for health, run the baseline. Idempotent."""
-        from infra import baseline
+        from infra import backup, baseline
 
         tools.ensure_pgbouncer(progress=progress)
         was_running = self.supervisor_running()
@@ -543,6 +559,7 @@ class LocalStack:
                 self._ctl("update")
                 self._ctl("start", "all")
             self._wait_healthy(services, progress)
+            backup.ensure_stanza(self, progress)
             progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
             baseline.apply(self, progress)
         except BaseException:
@@ -588,7 +605,8 @@ class LocalStack:
         for svc in self.services() if self.secrets_dir.exists() else self._services_for_ports():
             state = states.get(svc.name, "STOPPED")
             health = "healthy" if state == "RUNNING" and _healthy(svc) else "down"
-            out.append(ServiceStatus(svc.name, f"{svc.scheme}://{host}:{svc.port}", state, health))
+            address = f"{svc.scheme}://{host}:{svc.port}" if svc.port else "-"
+            out.append(ServiceStatus(svc.name, address, state, health))
         return out
 
     def log_tail(self, service: str, lines: int = 50) -> str:

@@ -1,0 +1,256 @@
+"""Backups and point-in-time recovery with pgBackRest: one stanza per stack, the repository in its state.
+
+The stack renders `etc/pgbackrest.conf` (config/pgbackrest.conf.j2); PostgreSQL pushes every WAL
+segment with `archive_command`; `up` creates the stanza; `infra.backup_scheduler` takes the scheduled
+backups; `agentdb backup` and `agentdb restore --to <timestamp>` call `backup()` and `restore()`.
+pgBackRest always runs as the user that runs PostgreSQL, and reads the superuser's password from a
+0600 pgpass file in the secrets directory (never from its command line or environment).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from infra import secrets as sec
+from infra.render import PGBACKREST_STANZA
+
+if TYPE_CHECKING:
+    from infra.runner import LocalStack
+
+KINDS = ("full", "diff", "incr")
+# The schedule infra.backup_scheduler follows (UTC): a full backup every week, a differential every other day.
+FULL_WEEKDAY = 6  # Sunday (datetime.weekday())
+SCHEDULE_HOUR = 1
+RESTORE_TIMEOUT_S = 600
+
+Progress = Callable[[str], None]
+
+
+class BackupError(RuntimeError):
+    """A backup or restore could not be done: the message says what and what to do."""
+
+
+class TargetError(BackupError):
+    """The restore target is not a moment the repository can reach (bad input)."""
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    label: str
+    kind: str
+    started: dt.datetime
+    stopped: dt.datetime
+    size_bytes: int
+    repo_size_bytes: int
+
+
+def repo_path(stack: LocalStack) -> Path:
+    return stack.data / "pgbackrest"
+
+
+def config_path(stack: LocalStack) -> Path:
+    return stack.etc / "pgbackrest.conf"
+
+
+def pgpass_path(stack: LocalStack) -> Path:
+    return stack.secrets_dir / "pgbackrest.pgpass"
+
+
+def _prepare(stack: LocalStack) -> None:
+    """Repository, lock and log directories and the pgpass file, owned by the service user."""
+    owner = stack._owner()
+    for directory in (repo_path(stack), stack.run_dir / "pgbackrest", stack.logs / "pgbackrest"):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o750)
+        if owner:
+            os.chown(directory, *owner)
+    password = stack.secrets()[sec.SUPERUSER]
+    path = pgpass_path(stack)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"*:*:*:{sec.SUPERUSER}:{password}\n")
+    if owner:
+        os.chown(path, *owner)
+
+
+def _command(stack: LocalStack, *args: str) -> list[str]:
+    cmd = ["pgbackrest", f"--config={config_path(stack)}", f"--stanza={PGBACKREST_STANZA}", *args]
+    if stack._owner():
+        from infra.runner import SERVICE_USER
+
+        cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
+    return cmd
+
+
+def run(stack: LocalStack, *args: str, progress: Progress | None = None, timeout: float | None = None) -> str:
+    """Run one pgBackRest command as the service user; stream its lines to `progress`; return stdout."""
+    if shutil.which("pgbackrest") is None:
+        raise BackupError("pgbackrest not found on PATH: install the Debian package pgbackrest (make deps)")
+    env = {**os.environ, "PGPASSFILE": str(pgpass_path(stack))}
+    proc = subprocess.Popen(
+        _command(stack, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if progress:
+            progress(f"  {line.rstrip()}")
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise BackupError(f"pgbackrest {args[0]} did not finish within {timeout:.0f}s") from None
+    if code != 0:
+        tail = "" if progress else "\n".join(lines[-15:])  # with progress, the lines are already shown
+        raise BackupError(
+            f"pgbackrest {args[0]} failed (exit {code}); log: {stack.logs / 'pgbackrest'}\n{tail}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def ensure_stanza(stack: LocalStack, progress: Progress = print) -> None:
+    """Create the stanza (idempotent): `up` calls it once PostgreSQL is healthy."""
+    _prepare(stack)
+    run(stack, "stanza-create", "--log-level-console=warn")
+    progress(f"  pgbackrest           stanza {PGBACKREST_STANZA} ready ({repo_path(stack)})")
+
+
+def check(stack: LocalStack) -> None:
+    """Switch WAL and wait until the segment is archived: proves archiving works end to end."""
+    run(stack, "check", "--log-level-console=warn")
+
+
+def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = None) -> BackupInfo:
+    """Take a backup of `kind` (full, diff or incr) and return what the repository records for it."""
+    if kind not in KINDS:
+        raise BackupError(f"--type: {kind!r} is not a backup type; use one of {', '.join(KINDS)}")
+    _prepare(stack)
+    run(stack, "backup", f"--type={kind}", "--log-level-console=info", progress=progress)
+    backups = info(stack)
+    if not backups:
+        raise BackupError("pgbackrest reported success but the repository lists no backup")
+    return backups[-1]
+
+
+def info(stack: LocalStack) -> list[BackupInfo]:
+    """The backups in the repository, oldest first."""
+    _prepare(stack)
+    doc = json.loads(run(stack, "info", "--output=json", "--log-level-console=warn") or "[]")
+    out = []
+    for stanza in doc:
+        for b in stanza.get("backup", []):
+            out.append(
+                BackupInfo(
+                    label=b["label"],
+                    kind=b["type"],
+                    started=dt.datetime.fromtimestamp(b["timestamp"]["start"], dt.UTC),
+                    stopped=dt.datetime.fromtimestamp(b["timestamp"]["stop"], dt.UTC),
+                    size_bytes=b["info"]["size"],
+                    repo_size_bytes=b["info"]["repository"]["delta"],
+                )
+            )
+    return out
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """An ISO 8601 timestamp; without a zone it is UTC (the stack's `timezone`)."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise TargetError(f"--to: {text!r} is not an ISO 8601 timestamp such as 2026-11-23T10:15:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> Path:
+    """Restore the cluster as it was at `to` into a fresh data directory and start it.
+
+    The current data directory is kept aside (renamed, never deleted); its path is returned. The WAL
+    up to now is archived first, so any `to` between the oldest backup and now can be reached.
+    """
+    if to.tzinfo is None:
+        raise TargetError("--to: the target time needs a time zone")
+    now = dt.datetime.now(dt.UTC)
+    if to > now:
+        raise TargetError(f"--to: {to.isoformat()} is in the future; the latest moment to restore is now")
+    backups = info(stack)
+    if not backups:
+        raise BackupError("no backup in the repository yet: run `agentdb backup --type full` first")
+    if to < backups[0].stopped:
+        raise TargetError(
+            f"--to: {to.isoformat()} is before the oldest backup ended ({backups[0].stopped.isoformat()}); "
+            "nothing older is kept"
+        )
+    data = Path(stack.layout.postgres_data)
+    if stack.process_states().get("postgres") == "RUNNING":
+        progress("archiving the current WAL so the target is covered")
+        check(stack)
+        progress("stopping postgres")
+        result = stack._ctl("stop", "postgres")
+        if "ERROR" in result.stdout:
+            raise BackupError(f"could not stop postgres: {result.stdout.strip()}")
+    aside = data.with_name(f"{data.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
+    progress(f"keeping the current data directory as {aside}")
+    if data.exists():
+        data.rename(aside)
+    data.mkdir(mode=0o700)
+    owner = stack._owner()
+    if owner:
+        os.chown(data, *owner)
+    target = to.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    progress(f"restoring to {target}")
+    try:
+        run(
+            stack,
+            "restore",
+            "--type=time",
+            f"--target={target}",
+            "--target-action=promote",
+            "--log-level-console=info",
+            progress=progress,
+            timeout=RESTORE_TIMEOUT_S,
+        )
+    except BackupError:
+        shutil.rmtree(data, ignore_errors=True)
+        aside.rename(data)
+        progress(f"restore failed; put the previous data directory back ({data})")
+        stack._ctl("start", "postgres")
+        raise
+    progress("starting postgres: it replays WAL up to the target, then promotes")
+    stack._ctl("start", "postgres")
+    _wait_promoted(stack, progress)
+    return aside
+
+
+def _wait_promoted(stack: LocalStack, progress: Progress) -> None:
+    import psycopg
+
+    start = time.monotonic()
+    last: Exception | None = None
+    while time.monotonic() - start < RESTORE_TIMEOUT_S:
+        try:
+            with psycopg.connect(stack.dsn(None), connect_timeout=2) as conn:
+                (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if not in_recovery:
+                progress(f"postgres is up and promoted ({time.monotonic() - start:.1f}s)")
+                return
+        except psycopg.Error as exc:
+            last = exc
+        if stack.process_states().get("postgres") in {"FATAL", "BACKOFF"}:
+            break
+        time.sleep(0.3)
+    raise BackupError(f"postgres did not come back after the restore: {last}\n{stack.log_tail('postgres', 15)}")
