@@ -1,0 +1,54 @@
+"""Dashboards as code: the committed JSON is exactly what the Python generates, and covers the spec."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from infra.dashboards import OUTPUT_DIR, build_all
+from infra.render import CONFIG_DIR
+from infra.settings import Settings
+
+GENERATED = build_all()
+# The issue's dashboards: overview, PgBouncer, Redis, one workload dashboard per enabled database.
+EXPECTED = ["agentdb-postgres.json", "agentdb-pgbouncer.json", "agentdb-redis.json"] + [
+    f"agentdb-workload-{key}.json" for key in Settings().databases
+]
+# qlearning's workload panels (issue 7), by a word each title must contain.
+QLEARNING_PANELS = ["upserts", "lookups/s", "latency", "trajectories", "cleanup", "cron runs", "refresh age"]
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_dashboard_is_generated(name):
+    assert name in GENERATED
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_committed_json_matches_regeneration(name):
+    committed = OUTPUT_DIR / name
+    assert committed.is_file(), f"{committed} missing: run `python -m infra.dashboards` and commit"
+    assert committed.read_text() == GENERATED[name], f"{name} differs: run `python -m infra.dashboards` and commit"
+
+
+def test_no_stale_committed_dashboards():
+    assert sorted(p.name for p in OUTPUT_DIR.glob("*.json")) == sorted(GENERATED)
+
+
+@pytest.mark.parametrize("word", QLEARNING_PANELS)
+def test_qlearning_workload_panel(word):
+    doc = json.loads(GENERATED["agentdb-workload-qlearning.json"])
+    titles = [p["title"].lower() for p in doc["panels"]]
+    assert any(word in t for t in titles), f"no panel about {word!r} in {titles}"
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_panels_use_the_provisioned_datasource(name):
+    datasources = yaml.safe_load((CONFIG_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = datasources["datasources"][0]["uid"]
+    doc = json.loads(GENERATED[name])
+    for panel in doc["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == uid, panel["title"]
+            assert panel["targets"], f"{panel['title']}: no query"
