@@ -25,22 +25,47 @@ def _targets(panel, exprs: list[tuple[str, str]], instant: bool = False):
     return panel
 
 
-def graph(title: str, exprs: list[tuple[str, str]], unit: str = "short", description: str = "",
-          width: int = 12, height: int = 8) -> timeseries.Panel:
+def graph(
+    title: str,
+    exprs: list[tuple[str, str]],
+    unit: str = "short",
+    description: str = "",
+    width: int = 12,
+    height: int = 8,
+) -> timeseries.Panel:
     """A time series of one or more (expr, legend) pairs."""
     panel = (
-        timeseries.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit)
-        .span(width).height(height).line_width(1).fill_opacity(10)
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .line_width(1)
+        .fill_opacity(10)
     )
     return _targets(panel, exprs)
 
 
-def single(title: str, expr: str, unit: str = "short", description: str = "",
-           thresholds: list[tuple[float | None, str]] | None = None, width: int = 4) -> stat.Panel:
+def single(
+    title: str,
+    expr: str,
+    unit: str = "short",
+    description: str = "",
+    thresholds: list[tuple[float | None, str]] | None = None,
+    width: int = 4,
+) -> stat.Panel:
     """One number, coloured by thresholds [(None, 'green'), (value, 'red'), ...]."""
     steps = [model.Threshold(value=v, color=c) for v, c in (thresholds or [(None, "green")])]
     panel = (
-        stat.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit).span(width).height(4)
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(4)
         .thresholds(db.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(steps))
     )
     return _targets(panel, [(expr, "")], instant=True)
@@ -48,9 +73,7 @@ def single(title: str, expr: str, unit: str = "short", description: str = "",
 
 def top_table(title: str, expr: str, unit: str = "short", description: str = "", width: int = 24) -> table.Panel:
     """An instant table of a labelled vector (for top-N lists)."""
-    panel = (
-        table.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit).span(width).height(8)
-    )
+    panel = table.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit).span(width).height(8)
     return panel.with_target(query(expr, "", "A", instant=True).format(_table_format()))
 
 
@@ -67,8 +90,14 @@ def row(title: str) -> db.Row:
 def dashboard(uid: str, title: str, description: str, items: list) -> db.Dashboard:
     """A dashboard of rows and panels in order, refreshing every 30 s over the last 3 hours."""
     builder = (
-        db.Dashboard(title).uid(uid).description(description).tags(["agentdb"]).refresh("30s")
-        .time("now-3h", "now").timezone("browser").editable()
+        db.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["agentdb"])
+        .refresh("30s")
+        .time("now-3h", "now")
+        .timezone("browser")
+        .editable()
     )
     for item in items:
         builder = builder.with_row(item) if isinstance(item, db.Row) else builder.with_panel(item)

@@ -152,7 +152,7 @@ def test_no_alert_fires_on_an_idle_stack(stack, prometheus):
     """After every scaled `for:` has elapsed at least once, nothing is firing."""
     longest_for = max(int(r.get("for", "0s").removesuffix("s")) for r in rules(stack.settings))
     settle_s = longest_for + 5 * stack.settings.scrape_interval_s
-    start = float(vector(prometheus, "process_start_time_seconds{job=\"prometheus\"}")[0]["value"][1])
+    start = float(vector(prometheus, 'process_start_time_seconds{job="prometheus"}')[0]["value"][1])
     time.sleep(max(0.0, start + settle_s - time.time()))
     firing = vector(prometheus, 'ALERTS{alertstate="firing"}')
     assert firing == [], [a["metric"] for a in firing]
@@ -195,7 +195,8 @@ def test_pgbouncer_down_alert_reaches_the_webhook_and_resolves(stack, prometheus
         in_am = wait_for(
             "PgBouncerDown in Alertmanager",
             lambda: [
-                a for a in get_json(f"{alertmanager}/api/v2/alerts")
+                a
+                for a in get_json(f"{alertmanager}/api/v2/alerts")
                 if a["labels"].get("alertname") == "PgBouncerDown" and a["status"]["state"] == "active"
             ],
             limit_s=remaining(),

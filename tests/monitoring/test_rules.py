@@ -9,7 +9,15 @@ import pytest
 
 from infra.databases import REPO_ROOT
 from infra.settings import Settings
-from tests.monitoring.rules import REQUIRED_ANNOTATIONS, TEST_FILES, alert_names, render_rules, rendered_with_tests, rules, unit_cases
+from tests.monitoring.rules import (
+    REQUIRED_ANNOTATIONS,
+    TEST_FILES,
+    alert_names,
+    render_rules,
+    rendered_with_tests,
+    rules,
+    unit_cases,
+)
 
 PROMTOOL = "/usr/bin/promtool"
 # The alerts the issue asks for, by the name each carries here.
@@ -66,9 +74,7 @@ def test_promtool_check_rules(tmp_path, scale):
 
 @pytest.mark.parametrize("test_file", [t.name for t in TEST_FILES])
 def test_promtool_test_rules(rendered, test_file):
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", test_file], capture_output=True, text=True, cwd=rendered
-    )
+    result = subprocess.run([PROMTOOL, "test", "rules", test_file], capture_output=True, text=True, cwd=rendered)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -115,3 +121,30 @@ def test_runbook_exists_with_its_sections(alert):
     text = path.read_text()
     for section in ("Meaning", "Impact", "Diagnosis", "Mitigation"):
         assert f"## {section}" in text, f"{path.name}: no '## {section}' section"
+
+
+MONITORING_DOC = (REPO_ROOT / "docs" / "monitoring.md").read_text()
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+def test_alert_is_documented(alert):
+    assert f"[{alert}](runbooks/{alert}.md)" in MONITORING_DOC
+
+
+def _custom_metrics() -> list[str]:
+    import yaml
+
+    queries = yaml.safe_load((REPO_ROOT / "config" / "postgres_exporter_queries.yaml").read_text())
+    return [
+        f"{name}_{column}"
+        for name, q in queries.items()
+        for metric in q["metrics"]
+        for column, spec in metric.items()
+        if spec["usage"] != "LABEL"
+    ]
+
+
+@pytest.mark.parametrize("metric", _custom_metrics())
+def test_metric_is_documented_with_the_prefix(metric):
+    assert metric.startswith("agentdb_")
+    assert f"`{metric}`" in MONITORING_DOC
