@@ -138,6 +138,7 @@ CORE_SERIES = [(f"up-{job}", f'up{{job="{job}"}} == 1') for job in JOBS] + [
     ("pg_stat_statements", "agentdb_statements_calls"),
     ("pgbouncer-pools", "pgbouncer_pools_client_active_connections"),
     ("redis-memory", "redis_memory_used_bytes"),
+    # Needs the baseline to grant agentdb_monitor read access to pg_cron (docs/monitoring.md, "Privileges").
     ("cron-runs", "agentdb_cron_runs_last_hour"),
 ]
 
