@@ -63,9 +63,7 @@ def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, re
     return {**files, "postgres_exporter_queries.yaml": render.RenderedFile(path.read_text())}
 
 
-def build(
-    stack: str, settings: Settings, password_overrides: pulumi.Output | None = None
-) -> dict[str, object]:
+def build(stack: str, settings: Settings, password_overrides: pulumi.Output | None = None) -> dict[str, object]:
     """Create every resource of the stack and return the stack outputs."""
     check_publishing(stack, settings)
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
@@ -91,9 +89,7 @@ def build(
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
     redis = Redis("redis", ctx)
     monitoring = Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
-    schema = Schema(
-        "schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container]
-    )
+    schema = Schema("schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container])
 
     host = settings.bind_address
     connections = {}

@@ -126,9 +126,7 @@ def service_container(
     mounts = []
     if volume:
         mounts.append(
-            docker.ContainerVolumeArgs(
-                volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume)
-            )
+            docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume))
         )
     ports = []
     if publish:

@@ -66,8 +66,6 @@ class Images(pulumi.ComponentResource):
             )
             for key, context in IMAGES.items()
         }
-        self.refs: dict[str, pulumi.Input[str]] = {
-            key: image.image_name for key, image in self.images.items()
-        }
+        self.refs: dict[str, pulumi.Input[str]] = {key: image.image_name for key, image in self.images.items()}
         self.refs["grafana"] = settings.grafana_image  # the official image, pinned by the settings
         self.register_outputs({"images": self.refs})

@@ -96,8 +96,7 @@ class Monitoring(pulumi.ComponentResource):
                 "--listen",
                 f"0.0.0.0:{s.pgbouncer_exporter_port}",
                 "--pgbouncer",
-                f"host={lay.pgbouncer_host} port={s.pgbouncer_port} dbname=pgbouncer"
-                f" user={sec.PGBOUNCER_STATS}",
+                f"host={lay.pgbouncer_host} port={s.pgbouncer_port} dbname=pgbouncer user={sec.PGBOUNCER_STATS}",
             ],
             envs=[f"PGPASSFILE={lay.etc}/pgpass"],
             health=python_health(s.pgbouncer_exporter_port, "/metrics"),

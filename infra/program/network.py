@@ -33,6 +33,4 @@ class Network(pulumi.ComponentResource):
             )
             for service in VOLUMES
         }
-        self.register_outputs(
-            {"network": self.network.name, "volumes": {k: v.name for k, v in self.volumes.items()}}
-        )
+        self.register_outputs({"network": self.network.name, "volumes": {k: v.name for k, v in self.volumes.items()}})

@@ -6,6 +6,7 @@ import shlex
 
 import pulumi
 
+from infra import render
 from infra import secrets as sec
 from infra.program.common import (
     POSTGRES_MAJOR,
@@ -16,6 +17,7 @@ from infra.program.common import (
 )
 
 BINDIR = f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin"
+BACKUP_CONFIG = "pgbackrest.conf"
 
 
 def tls_bootstrap(secrets_dir: str, common_name: str) -> str:
@@ -36,6 +38,12 @@ def command(ctx: StackContext) -> list[str]:
         " --data-checksums >/dev/null; "
     )
     tls = tls_bootstrap(lay.secrets, lay.postgres_host) if s.tls else ""
+    if BACKUP_CONFIG in render.FILES:
+        # archive_command pushes WAL with pgBackRest: its stanza must exist before the first segment.
+        init += (
+            f"pgbackrest --config={lay.etc}/{BACKUP_CONFIG} --stanza={render.PGBACKREST_STANZA}"
+            " stanza-create --no-online --log-level-console=warn; "
+        )
     run = f"exec {BINDIR}/postgres -D {data} -c config_file={shlex.quote(lay.etc + '/postgresql.conf')}"
     return ["/bin/sh", "-c", init + tls + run]
 
@@ -56,6 +64,7 @@ class Postgres(pulumi.ComponentResource):
             uploads=[
                 rendered_upload(ctx, "postgresql.conf"),
                 rendered_upload(ctx, "pg_hba.conf"),
+                *([rendered_upload(ctx, BACKUP_CONFIG)] if BACKUP_CONFIG in render.FILES else []),
                 secret_upload(ctx, sec.SUPERUSER),
             ],
             port=s.postgres_port,

@@ -117,9 +117,7 @@ class CronJobsProvider(ResourceProvider):
             return
         with psycopg.connect(props["admin_dsn"], autocommit=True) as conn:
             # By id: unschedule(name) finds only the calling user's jobs, and these belong to the owner.
-            conn.execute(
-                "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE %s", (f"{props['key']}-%",)
-            )
+            conn.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE %s", (f"{props['key']}-%",))
 
 
 def job_list(key: str, settings: Settings) -> list[dict[str, str]]:
@@ -172,9 +170,7 @@ class Schema(pulumi.ComponentResource):
                 "settings": settings_doc,
                 "passwords": pulumi.Output.secret(pulumi.Output.all(**passwords)),
             },
-            pulumi.ResourceOptions(
-                parent=self, depends_on=depends_on, additional_secret_outputs=secret_props
-            ),
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on, additional_secret_outputs=secret_props),
         )
         self.revisions: dict[str, pulumi.Output] = {}
         for db in settings.enabled:
@@ -187,9 +183,7 @@ class Schema(pulumi.ComponentResource):
                     "heads": migrations.heads(db.key),
                     "keep_data": keep_data,
                 },
-                pulumi.ResourceOptions(
-                    parent=self, depends_on=[base], additional_secret_outputs=["admin_dsn"]
-                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[base], additional_secret_outputs=["admin_dsn"]),
             )
             CronJobs(
                 f"{name}-{db.key}-cron",
@@ -200,9 +194,7 @@ class Schema(pulumi.ComponentResource):
                     "jobs": job_list(db.key, settings),
                     "keep_data": keep_data,
                 },
-                pulumi.ResourceOptions(
-                    parent=self, depends_on=[migration], additional_secret_outputs=["admin_dsn"]
-                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[migration], additional_secret_outputs=["admin_dsn"]),
             )
             self.revisions[db.key] = migration.revision
         self.register_outputs({"revisions": self.revisions})

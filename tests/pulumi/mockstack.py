@@ -14,6 +14,8 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks
 
+from infra.settings import Settings, load
+
 REPO = Path(__file__).resolve().parents[2]
 MAIN = REPO / "infra" / "__main__.py"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire signature of a secret value
@@ -45,6 +47,7 @@ class Deployment:
     stack: str
     resources: list[Registration] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)  # stack output name -> (value, is_secret)
+    settings: Settings | None = None  # the stack file's settings, as infra.settings.load reads them
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.resources if r.type == typ]
@@ -120,10 +123,11 @@ def config_of(stack_file: Path) -> dict[str, str]:
 
 def deploy(stack: str, stack_file: Path | None = None, extra_config: dict[str, str] | None = None) -> Deployment:
     """Run infra/__main__.py for `stack` under mocks (as a preview would) and return what it registered."""
-    deployment = Deployment(stack)
+    path = stack_file or REPO / f"Pulumi.{stack}.yaml"
+    deployment = Deployment(stack, settings=load(stack, path=path))
     monitor = RecordingMonitor(deployment)
     pulumi.runtime.set_mocks(Mocks(), project="agentdb", stack=stack, preview=False, monitor=monitor)
-    config = config_of(stack_file or REPO / f"Pulumi.{stack}.yaml")
+    config = config_of(path)
     config.update(extra_config or {})
     pulumi.runtime.set_all_config(config)
 

@@ -1,0 +1,102 @@
+"""The Docker conformance run's session: images built, the declared containers up, the schema applied.
+
+Collected only when AGENTDB_DOCKER=1 (scripts/docker-conformance.sh sets it, after starting dockerd
+and making the Debian base image); `make test` skips these tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dockerstack  # noqa: E402
+from mockstack import REPO, deploy  # noqa: E402
+
+from infra.program import schema  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+
+STACK = "conformance"
+ENABLED = os.environ.get("AGENTDB_DOCKER") == "1"
+PROVIDERS = {
+    "baseline": schema.BaselineProvider,
+    "migrations": schema.MigrationsProvider,
+    "cron": schema.CronJobsProvider,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="the Docker conformance run: scripts/docker-conformance.sh (make test-docker)")
+    for item in items:
+        if "/tests/docker/" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+            if not ENABLED:
+                item.add_marker(skip)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def stack_file(directory: Path) -> Path:
+    """The dev stack file, on free ports and quick scrapes, so the run never collides with a real stack."""
+    from pydantic.alias_generators import to_camel
+
+    doc = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    config = doc["config"]
+    names = list(Settings().ports())
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        config[f"agentdb:{to_camel(name + '_port')}"] = port
+    config.update({"agentdb:memoryMb": 1024, "agentdb:scrapeIntervalS": 2, "agentdb:alertForScale": 0.05})
+    path = directory / f"Pulumi.{STACK}.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path
+
+
+def kind_of(resource) -> str:
+    return resource.name.rsplit("-", 1)[-1]
+
+
+def apply_schema(stack: dockerstack.DockerStack) -> dict[str, dict]:
+    """Call each declared schema resource's provider `create`, in declaration order, as `pulumi up` would."""
+    outs = {}
+    order = list(PROVIDERS)  # baseline, then migrations, then cron jobs: the declared dependencies
+    resources = sorted(stack.deployment.of_type(dockerstack.DYNAMIC), key=lambda r: order.index(kind_of(r)))
+    for resource in resources:
+        kind = kind_of(resource)
+        props = {k: v for k, v in resource.inputs.items() if not k.startswith("__") and v is not None}
+        props["admin_dsn"] = stack.real_dsn(props["admin_dsn"])
+        start = time.monotonic()
+        outs[resource.name] = PROVIDERS[kind]().create(props).outs
+        dockerstack.log(f"{resource.name} applied in {time.monotonic() - start:.1f}s")
+    return outs
+
+
+@pytest.fixture(scope="session")
+def docker_stack(tmp_path_factory):
+    start = time.monotonic()
+    deployment = deploy(STACK, stack_file(tmp_path_factory.mktemp("conformance")))
+    dockerstack.down(deployment)  # what an interrupted run may have left
+    try:
+        dockerstack.build_images(deployment)
+        stack = dockerstack.up(deployment)
+        dockerstack.log(f"containers healthy {time.monotonic() - start:.0f}s after the start")
+        stack.schema = apply_schema(stack)
+        yield stack
+    finally:
+        if os.environ.get("AGENTDB_DOCKER_KEEP") != "1":
+            dockerstack.down(deployment)
