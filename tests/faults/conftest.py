@@ -1,0 +1,65 @@
+"""A stack of the faults tests' own: they kill and restart its services, so the session stack is never disturbed.
+
+Redis runs with AOF persistence here, so a killed Redis comes back with the cache entries it had: the
+hard case for stale reads. Every test adds its figures to `reports/faults.json`, which
+docs/reliability.md quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from infra.runner import LocalStack
+from infra.settings import load
+from tests.conftest import REPO, TestStack, agentdb, make_state_dir, write_stack_file
+
+REPORT = REPO / "reports" / "faults.json"
+# The failing cron job is scheduled when the stack comes up: pg_cron 1.4 runs at most once a minute.
+FAILING_JOB = "qlearning-fault-injected"
+
+
+@pytest.fixture(scope="package")
+def fstack() -> TestStack:
+    state = make_state_dir("agentdb-faults-")
+    stack_file = write_stack_file(state, "faults", {"agentdb:redisPersistence": "aof"})
+    local = LocalStack("faults", load("faults", path=stack_file), state / "state")
+    ts = TestStack(local, stack_file, "")
+    try:
+        ts.up_output = ts.cli("up").stdout
+        ts.psql(
+            None,
+            f"SELECT cron.schedule_in_database('{FAILING_JOB}', '* * * * *', 'SELECT 1 / 0',"
+            " 'qlearning_db', 'qlearning_owner', true)",
+        )
+        yield ts
+    finally:
+        agentdb(
+            "destroy",
+            "--stack",
+            "faults",
+            "--stack-file",
+            str(stack_file),
+            "--state-dir",
+            str(state / "state"),
+            check=False,
+        )
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def report():
+    """Figures by fault; merged into reports/faults.json when the session ends."""
+    figures: dict[str, dict] = {}
+    yield figures
+    if figures:
+        REPORT.parent.mkdir(exist_ok=True)
+        old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+        REPORT.write_text(json.dumps({**old, **figures}, indent=2, sort_keys=True) + "\n")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The restore replaces the whole cluster: it runs after every other fault on the shared faults stack.
+    items.sort(key=lambda item: "/faults/" in str(item.fspath) and "test_restore" in str(item.fspath))
