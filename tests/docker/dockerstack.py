@@ -114,7 +114,10 @@ def create_args(inputs: dict) -> list[str]:
 
 
 def upload_tar(uploads: list[dict]) -> bytes:
-    """One tar of every upload, each file with its declared owner, group and mode (`docker cp -` keeps them, as the provider's upload does)."""
+    """One tar of every upload, each file with its declared owner, group and mode.
+
+    `docker cp -` keeps the tar's owners, as the Docker provider's upload does.
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for upload in uploads:
