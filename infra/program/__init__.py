@@ -88,7 +88,7 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     postgres = Postgres("postgres", ctx)
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
     redis = Redis("redis", ctx)
-    monitoring = Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
+    Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
     schema = Schema("schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container])
 
     host = settings.bind_address
@@ -112,7 +112,6 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         "revisions": pulumi.Output.all(**schema.revisions),
         "grafana_admin_password": pulumi.Output.secret(passwords.values["grafana"]),
     }
-    del monitoring, redis, pgbouncer
     return outputs
 
 
