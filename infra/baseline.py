@@ -19,6 +19,7 @@ from infra.settings import Settings
 
 EXTENSIONS = ("pg_stat_statements", "pg_trgm", "btree_gin", "uuid-ossp", "pgcrypto")
 OPTIONAL_EXTENSIONS = ("vector",)  # created where the server has them (pgvector: Debian 13, not 12)
+MONITOR_SCHEMA = "agentdb_monitor"  # in the postgres database: what the monitoring role may read of pg_cron
 
 
 class Target(Protocol):
@@ -57,6 +58,27 @@ def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[st
     )
     cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
     cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    # pg_cron's tables show each role only its own jobs (row-level security). Views owned by the
+    # superuser let the monitoring role count every job's runs, without commands or messages and
+    # without BYPASSRLS.
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(MONITOR_SCHEMA)))
+    cur.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW {}.cron_job AS SELECT jobid, jobname, database, username, schedule, active"
+            " FROM cron.job"
+        ).format(sql.Identifier(MONITOR_SCHEMA))
+    )
+    cur.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW {}.cron_job_run_details AS SELECT runid, jobid, status, start_time, end_time"
+            " FROM cron.job_run_details"
+        ).format(sql.Identifier(MONITOR_SCHEMA))
+    )
+    cur.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA {0} TO {1}; GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO {1}").format(
+            sql.Identifier(MONITOR_SCHEMA), sql.Identifier(sec.MONITOR_ROLE)
+        )
+    )
     for db in settings.enabled:
         # pg_cron runs jobs only as LOGIN roles; with no password and SCRAM everywhere, nobody can log in as it.
         _role(cur, db.owner, login=True, password=None)
@@ -137,6 +159,23 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")
 
 
+def grant_monitoring(conn: psycopg.Connection) -> None:
+    """The monitoring role may see which rows are past their TTL (expires_at), not the data itself."""
+    with conn.transaction():
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(sec.MONITOR_ROLE)))
+        tables = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'expires_at' AND NOT a.attisdropped"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+        ).fetchall()
+        for (table,) in tables:
+            conn.execute(
+                sql.SQL("GRANT SELECT (expires_at) ON public.{} TO {}").format(
+                    sql.Identifier(table), sql.Identifier(sec.MONITOR_ROLE)
+                )
+            )
+
+
 def apply(target: Target, progress: Callable[[str], None] = print) -> None:
     """Everything after health: cluster roles, each database's baseline, migrations, cron jobs."""
     secrets = target.secrets()
@@ -146,3 +185,5 @@ def apply(target: Target, progress: Callable[[str], None] = print) -> None:
         with psycopg.connect(target.dsn(db)) as conn:
             apply_database(conn, db)
         migrate_and_schedule(target, db, progress)
+        with psycopg.connect(target.dsn(db)) as conn:
+            grant_monitoring(conn)
