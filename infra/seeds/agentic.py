@@ -94,3 +94,120 @@ def _history(conn: psycopg.Connection, session_id: uuid.UUID, approved: int, rej
             ),
         )
     conn.execute("SELECT agentic_evaluate_trust_level(%s)", (session_id,))
+
+
+# ----- volume -------------------------------------------------------------------------------------
+# The story's performance scenario: "Given a conversation history with 10000 messages, when querying
+# recent messages for a session, then response time should be under 100ms". The volume gives each
+# of 20 active sessions (20 tenants, 10 personas) exactly such a history over the last 30 days, plus
+# 50 decisions per session through the audit trigger. `scale` multiplies the sessions, never the
+# history length.
+VOLUME_30D = {"sessions": 20}
+MESSAGES_PER_SESSION = 10_000
+DECISIONS_PER_SESSION = 50
+VOLUME_AGENTS = 10
+HISTORY_DAYS = 30
+VOLUME_DOMAIN = "volume.example.com"
+
+_VOLUME_USERS_SQL = """
+INSERT INTO users (user_id, email, display_name)
+SELECT md5('agentic-volume-user:' || g.i)::uuid, 'tenant' || g.i || '@' || %(domain)s, 'Tenant ' || g.i
+  FROM generate_series(1, %(sessions)s) AS g (i)
+"""
+
+_VOLUME_AGENTS_SQL = """
+INSERT INTO agents (agent_id, name, persona_type, capabilities, config)
+SELECT md5('agentic-volume-agent:' || g.i)::uuid, 'volume-agent-' || g.i,
+       (ARRAY['developer', 'qa', 'architect', 'analyst', 'writer'])[1 + g.i %% 5],
+       '["code_generation", "review"]'::jsonb, '{"volume": true}'::jsonb
+  FROM generate_series(1, %(agents)s) AS g (i)
+ON CONFLICT (agent_id) DO NOTHING
+"""
+
+_VOLUME_SESSIONS_SQL = """
+INSERT INTO agent_sessions (session_id, agent_id, user_id, context, started_at, expires_at, metadata)
+SELECT md5('agentic-volume-session:' || g.i)::uuid,
+       md5('agentic-volume-agent:' || (1 + g.i %% %(agents)s))::uuid,
+       md5('agentic-volume-user:' || g.i)::uuid,
+       '{"project": "volume"}'::jsonb,
+       %(anchor)s - make_interval(days => %(days)s),
+       %(anchor)s + make_interval(days => %(days)s),
+       '{"volume": true}'::jsonb
+  FROM generate_series(1, %(sessions)s) AS g (i)
+"""
+
+# Messages alternate user / agent, newest last, one every few minutes across the window.
+_VOLUME_MESSAGES_SQL = """
+INSERT INTO conversation_history (session_id, role, content, message_type, created_at, tokens_used, model_used)
+SELECT md5('agentic-volume-session:' || s.i)::uuid,
+       CASE WHEN m.j %% 2 = 0 THEN 'agent' ELSE 'user' END,
+       CASE WHEN m.j %% 2 = 0 THEN 'Here is the change for step ' || m.j || ': ' || repeat('diff line; ', 8)
+            ELSE 'Please handle step ' || m.j || ' of the plan.' END,
+       CASE WHEN m.j %% 10 = 0 THEN 'code' ELSE 'text' END,
+       %(anchor)s - make_interval(secs => %(days)s * 86400.0 * (%(messages)s - m.j + 1) / %(messages)s),
+       20 + m.j %% 200,
+       'volume-model'
+  FROM generate_series(1, %(sessions)s) AS s (i)
+ CROSS JOIN generate_series(1, %(messages)s) AS m (j)
+"""
+
+_VOLUME_DECISIONS_SQL = """
+INSERT INTO agent_decisions (session_id, decision_type, input_context, decision_rationale, action_taken,
+                             confidence_score, user_feedback, created_at, execution_time_ms)
+SELECT md5('agentic-volume-session:' || s.i)::uuid, 'code_generation',
+       jsonb_build_object('step', d.j), 'Follows the plan',
+       jsonb_build_object('type', 'file_write', 'risk_level', 'low'),
+       0.85, CASE WHEN d.j %% 10 = 0 THEN 'rejected' ELSE 'approved' END,
+       %(anchor)s - make_interval(hours => %(decisions)s - d.j), 100 + d.j
+  FROM generate_series(1, %(sessions)s) AS s (i)
+ CROSS JOIN generate_series(1, %(decisions)s) AS d (j)
+"""
+
+
+def volume_counts(scale: float = 1.0) -> dict[str, int]:
+    """Rows per table for `scale` times the volume (sessions scale; each history stays 10,000)."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ValueError(f"scale must be a number greater than 0, got {scale!r}")
+    sessions = max(1, round(VOLUME_30D["sessions"] * scale))
+    return {
+        "users": sessions,
+        "agent_sessions": sessions,
+        "conversation_history": sessions * MESSAGES_PER_SESSION,
+        "agent_decisions": sessions * DECISIONS_PER_SESSION,
+    }
+
+
+def volume(conn: psycopg.Connection, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
+    """Add the volume tenants (users at volume.example.com) and their histories; the caller commits.
+
+    Decisions write append-only audit rows that keep their users and sessions from being deleted,
+    so the volume loads once per database and a second run is refused with a clear error. `seed`
+    is accepted for the common interface; the rows are a pure function of their number.
+    """
+    counts = volume_counts(scale)
+    params = {
+        "sessions": counts["agent_sessions"],
+        "agents": VOLUME_AGENTS,
+        "messages": MESSAGES_PER_SESSION,
+        "decisions": DECISIONS_PER_SESSION,
+        "days": HISTORY_DAYS,
+        "domain": VOLUME_DOMAIN,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        params["anchor"] = cur.execute("SELECT now()").fetchone()[0]
+        existing = cur.execute("SELECT count(*) FROM users WHERE email LIKE %s", ("%@" + VOLUME_DOMAIN,)).fetchone()[0]
+        if existing:
+            raise ValueError(
+                f"agentic already holds volume tenants (@{VOLUME_DOMAIN}); their audit rows are append-only,"
+                " so the volume loads once per database (agentdb destroy / a fresh stack to reload)"
+            )
+        for statement in (
+            _VOLUME_USERS_SQL,
+            _VOLUME_AGENTS_SQL,
+            _VOLUME_SESSIONS_SQL,
+            _VOLUME_MESSAGES_SQL,
+            _VOLUME_DECISIONS_SQL,
+        ):
+            cur.execute(statement, params)
+        cur.execute("ANALYZE users, agents, agent_sessions, conversation_history, agent_decisions")
+    return counts

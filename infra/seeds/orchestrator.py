@@ -94,18 +94,11 @@ def sample(conn: psycopg.Connection) -> None:
             "INSERT INTO agents (id, agent_id, name, type, status, total_points, current_tier,"
             " elo_rating, metadata)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True}))
-                for k, n, t, s, p, tier, elo in AGENTS
-            ],
+            [(a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True})) for k, n, t, s, p, tier, elo in AGENTS],
         )
         cur.executemany(
             "INSERT INTO agent_skills (agent_id, skill_name, proficiency) VALUES (%s, %s, %s)",
-            [
-                (a[k], skill, 60 + 4 * i)
-                for i, (k, *_) in enumerate(AGENTS)
-                for skill in ("planning", "python")
-            ],
+            [(a[k], skill, 60 + 4 * i) for i, (k, *_) in enumerate(AGENTS) for skill in ("planning", "python")],
         )
         cur.execute(
             "INSERT INTO teams (id, name, leader_id) VALUES (%s, 'Core', %s)",
@@ -119,13 +112,7 @@ def sample(conn: psycopg.Connection) -> None:
         # Tasks go through their lifecycle so the completion trigger computes each agent's stats.
         for key, title, prio, status, who, quality, minutes, points in TASKS:
             tid = _id(key)
-            first = (
-                status
-                if status in ("pending", "assigned", "in_progress")
-                else "in_progress"
-                if who
-                else "pending"
-            )
+            first = status if status in ("pending", "assigned", "in_progress") else "in_progress" if who else "pending"
             started = timedelta(minutes=minutes) if minutes else None
             cur.execute(
                 "INSERT INTO tasks (id, task_id, title, priority, points_reward, assigned_to,"
@@ -192,8 +179,7 @@ def sample(conn: psycopg.Connection) -> None:
         for i, key in enumerate(("bs-onboarding", "bs-latency", "bs-naming")):
             sid = _id(key)
             cur.execute(
-                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES"
-                " (%s, %s, %s, %s)",
+                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES (%s, %s, %s, %s)",
                 (sid, key, f"Brainstorm: {key[3:]}", a["agent-02"]),
             )
             members = ["agent-02", f"agent-0{i + 3}", f"agent-0{i + 6}"]
@@ -203,8 +189,7 @@ def sample(conn: psycopg.Connection) -> None:
             )
             for j, m in enumerate(members):
                 cur.execute(
-                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s,"
-                    " %s, %s, %s)",
+                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s, %s, %s, %s)",
                     (_id(f"{key}-idea-{j}"), sid, a[m], f"Idea {j + 1}", f"Proposal {j + 1} for {key}"),
                 )
             cur.execute(
@@ -310,8 +295,7 @@ def sample(conn: psycopg.Connection) -> None:
 
         # Rewards and penalties.
         cur.executemany(
-            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES"
-            " (%s, %s, %s, %s)",
+            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES (%s, %s, %s, %s)",
             [
                 ("gpu_hours", "hours", 500, 500),
                 ("api_quota", "calls", 100000, 100000),
@@ -350,3 +334,109 @@ def sample(conn: psycopg.Connection) -> None:
         )
         cur.execute("SELECT log_agent_activity(%s, 'login', 'Sample session start')", (a["agent-01"],))
         cur.execute("SELECT refresh_reputation_views()")
+
+
+# ----- volume -------------------------------------------------------------------------------------
+# Seed 002 names its high-volume tables (activity log, task history, point transactions, ...) but no
+# row counts, so the volume is a fleet of 100 agents finishing 300 tasks a day for 30 days (each
+# through the history, stats and points triggers, which cost about 2 ms a task), a point transaction
+# per completed task, and a standing queue of pending work for the load test's claims.
+VOLUME_30D = {"agents": 100, "tasks": 9_000, "pending_tasks": 2_000}
+VOLUME_QUEUE = "volume"
+VOLUME_PREFIX = "vol-"
+HISTORY_DAYS = 30
+
+_VOLUME_AGENTS_SQL = """
+INSERT INTO agents (agent_id, name, type, status, elo_rating, capabilities, metadata)
+SELECT %(prefix)s || 'agent-' || lpad(g.i::text, 4, '0'),
+       'Volume agent ' || g.i,
+       (enum_range(NULL::agent_type))[1 + g.i %% 6],
+       'active',
+       1100 + (g.i * 37) %% 400,
+       '["python", "sql"]'::jsonb,
+       '{"volume": true}'::jsonb
+  FROM generate_series(1, %(agents)s) AS g (i)
+"""
+
+# Finished tasks go in already finished (quality, times), so the completion trigger's per-update
+# recomputation is done once per agent afterwards.
+_VOLUME_TASKS_SQL = """
+INSERT INTO tasks (task_id, title, task_type, queue_id, status, priority, assigned_to, quality_score,
+                   points_reward, assigned_at, started_at, completed_at, created_at, metadata)
+SELECT %(prefix)s || 'task-' || g.i,
+       'Volume task ' || g.i,
+       (ARRAY['summarise', 'refactor', 'review', 'test', 'research'])[1 + g.i %% 5],
+       %(queue)s,
+       CASE WHEN g.i %% 10 = 0 THEN 'failed'::task_status ELSE 'completed'::task_status END,
+       (enum_range(NULL::task_priority))[1 + g.i %% 4],
+       a.id,
+       CASE WHEN g.i %% 10 = 0 THEN NULL ELSE 60 + (g.i * 13) %% 41 END,
+       10 + (g.i %% 10) * 5,
+       t.created_at + interval '1 minute',
+       t.created_at + interval '2 minutes',
+       t.created_at + make_interval(mins => 5 + g.i %% 55),
+       t.created_at,
+       '{"volume": true}'::jsonb
+  FROM generate_series(1, %(tasks)s) AS g (i)
+  JOIN LATERAL (SELECT %(anchor)s - make_interval(secs => %(days)s * 86400.0 * (%(tasks)s - g.i + 1) / %(tasks)s)
+                       AS created_at) AS t ON true
+  JOIN agents AS a ON a.agent_id = %(prefix)s || 'agent-' || lpad((1 + g.i %% %(agents)s)::text, 4, '0')
+"""
+
+_VOLUME_PENDING_SQL = """
+INSERT INTO tasks (task_id, title, task_type, queue_id, status, priority, points_reward, metadata)
+SELECT %(prefix)s || 'pending-' || g.i, 'Queued task ' || g.i, 'review', %(queue)s, 'pending',
+       (enum_range(NULL::task_priority))[1 + g.i %% 4], 20, '{"volume": true}'::jsonb
+  FROM generate_series(1, %(pending_tasks)s) AS g (i)
+"""
+
+# Through the trigger, in time order, so streaks, multipliers, balances and tiers are the system's own.
+_VOLUME_POINTS_SQL = """
+INSERT INTO point_transactions (agent_id, category, base_points, reason, reference_type, reference_id,
+                                created_at)
+SELECT t.assigned_to, 'task_completion', t.points_reward, 'Completed ' || t.task_id, 'task', t.id, t.completed_at
+  FROM tasks AS t
+ WHERE t.task_id LIKE %(prefix)s || 'task-%%' AND t.status = 'completed'
+ ORDER BY t.completed_at
+"""
+
+
+def volume_counts(scale: float = 1.0) -> dict[str, int]:
+    """Rows per kind for `scale` times the 30-day volume."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ValueError(f"scale must be a number greater than 0, got {scale!r}")
+    return {kind: max(1, round(rows * scale)) for kind, rows in VOLUME_30D.items()}
+
+
+def volume(conn: psycopg.Connection, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
+    """Replace the volume agents, tasks and points (prefix `vol-`) with 30 days' worth times `scale`.
+
+    Rows outside the prefix (the sample) are left alone. `seed` is accepted for the common interface;
+    the rows are a pure function of their number. The caller commits.
+    """
+    counts = volume_counts(scale)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DELETE FROM tasks WHERE task_id LIKE %s", (VOLUME_PREFIX + "%",))
+        cur.execute("DELETE FROM agents WHERE agent_id LIKE %s", (VOLUME_PREFIX + "%",))
+        cur.execute(
+            "INSERT INTO task_queues (name, description, max_concurrency) VALUES (%s, 'load test queue', 100)"
+            " ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE SET updated_at = now() RETURNING id",
+            (VOLUME_QUEUE,),
+        )
+        queue = cur.fetchone()[0]
+        params = {
+            **counts,
+            "prefix": VOLUME_PREFIX,
+            "queue": queue,
+            "days": HISTORY_DAYS,
+            "anchor": cur.execute("SELECT now()").fetchone()[0],
+        }
+        for statement in (_VOLUME_AGENTS_SQL, _VOLUME_TASKS_SQL, _VOLUME_PENDING_SQL, _VOLUME_POINTS_SQL):
+            cur.execute(statement, params)
+        cur.execute(
+            "SELECT count(refresh_agent_task_stats(id)) FROM agents WHERE agent_id LIKE %s", (VOLUME_PREFIX + "%",)
+        )
+        for period in ("daily", "weekly", "monthly", "all_time"):
+            cur.execute("SELECT refresh_leaderboard_rankings(%s)", (period,))
+        cur.execute("ANALYZE agents, tasks, task_history, point_transactions, leaderboard_rankings")
+    return counts
