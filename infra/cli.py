@@ -197,6 +197,12 @@ def _require_running(stack) -> None:
         raise StackError(f"stack {stack.name} is not running; start it with `agentdb up --stack {stack.name}`")
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from loadtests import load
+
+    return load.main(_stack(args), args.users, args.duration, args.targets, args.report_dir)
+
+
 def cmd_settings_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -252,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--to", required=True, help="ISO 8601 timestamp, UTC unless it has a zone")
     restore.set_defaults(func=cmd_restore)
+
+    load_cmd = sub.add_parser("load", parents=[common], help="headless Locust against the seeds' targets")
+    load_cmd.add_argument("--users", type=int, default=18, help="simulated agents (default 18, the seeds')")
+    load_cmd.add_argument("--duration", default="60s", help="run time: 60, 60s or 2m (default 60s)")
+    load_cmd.add_argument("--targets", help="target profile YAML (default loadtests/targets.yaml)")
+    load_cmd.add_argument("--report-dir", help="write the report here (default reports/<timestamp>/)")
+    load_cmd.set_defaults(func=cmd_load)
 
     sub.add_parser("settings-schema", help="print Pulumi.yaml's config block from the settings model").set_defaults(
         func=cmd_settings_schema
