@@ -1,0 +1,506 @@
+"""`make bench`: the capacity baseline, on a dedicated stack, written to docs/benchmarks.md.
+
+One run, in this order, on one throw-away stack (loadtests.stack.BenchStack; the dev stack is never
+touched): `agentdb up` cold and warm; the 30-day volume of every database; storage and materialized
+view refresh times; pgbench with custom scripts calling our SQL functions through PgBouncer and
+directly; `pgbench -S` (the machine's ceiling); the Locust scenarios (loadtests.load); and the same
+pgbench workload with PostgreSQL's stock parameters (ALTER SYSTEM to each tuned parameter's
+`boot_val`, restart, measure, ALTER SYSTEM RESET ALL, restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from infra import render, tools
+from infra.databases import REPO_ROOT
+from infra.seeds import qlearning as qvol
+from loadtests import load
+from loadtests.stack import BenchStack
+
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+CHART = REPO_ROOT / "docs" / "img" / "benchmarks-latency.png"
+CLIENTS = 18  # the seeds' 18 concurrent agents
+PGBENCH_SECONDS = int(os.environ.get("AGENTDB_BENCH_PGBENCH_S", "10"))
+LOCUST_SECONDS = int(os.environ.get("AGENTDB_BENCH_LOCUST_S", "60"))
+REFRESH_RUNS = 3
+SEED_STORAGE_MB = 900  # seed 000: "Total: ~900 MB (< 1 GB)"
+# Parameters stock PostgreSQL must keep for the stack to run at all (extensions, pg_cron workers).
+KEEP_FOR_STOCK = {"max_connections", "max_worker_processes", "shared_preload_libraries", "pg_stat_statements.track"}
+# Facts measured before this generator existed; kept in every generated file.
+HISTORY = """\
+### Earlier measurements kept from hand runs
+
+`agentdb up`, 2026-11-23, same machine kind, while other work ran on the same two cores. Command:
+`agentdb destroy --stack dev; time agentdb up --stack dev` (cold), then `agentdb down; time agentdb up` (warm).
+
+| run | cold up (s) | warm up after down (s) |
+|---|---|---|
+| 1 | 10.4 | 4.7 |
+| 2 | 11.9 | 6.1 |
+| 3 | 20.7 | 3.9 |
+
+Target: 20 s or less. Met in 3 of 3 warm runs and 2 of 3 cold runs; the slow cold run overlapped a
+schema test suite on the same two cores.
+
+agentic recent messages (seed 004's Gherkin scenario: 50 most recent of a 10,000-message history,
+as the app role through RLS; `tests/sql/test_agentic_scenarios.py`): 5.55 ms at the client, 4.5 ms
+server execution, plan: Index Scan on `idx_conversation_history_session_id_created_at`. Target
+< 100 ms: met.
+"""
+
+
+@dataclass
+class PgbenchResult:
+    tps: float
+    latency_ms: float
+    failed: int
+
+
+# ----- pgbench scripts: our SQL functions on the volume's keys --------------------------------
+def _sha(kind: str, *parts: str) -> str:
+    return f"encode(sha256(convert_to('{kind}:' || {' || chr(58) || '.join(parts)}, 'UTF8')), 'hex')"
+
+
+def pgbench_scripts(agents: list[str]) -> dict[str, str]:
+    """Operation name -> pgbench script (the same operations as the Locust scenarios)."""
+    counts = qvol.volume_counts(1.0)
+    states = -(-counts["q_values"] // len(agents) // qvol.ACTIONS_PER_STATE)
+    agent = "('{" + ",".join(agents) + "}'::text[])[(:a)::int + 1]"
+    head = f"\\set a random(0, {len(agents) - 1})\n\\set s random(0, {states - 1})\n"
+    state = _sha("state", "(:a)::text", "(:s)::text")
+    action = _sha("action", "(:a)::text", "(:act)::text")
+    trajectory = (
+        "WITH t AS (INSERT INTO trajectories (agent_type, task_id, actions_taken, states_visited, step_rewards,"
+        " total_reward, success, completed_at)"
+        f" VALUES ({agent}, 'bench-' || (:s)::text,"
+        " ARRAY(SELECT jsonb_build_object('step', k, 'action', 'generate_unit_test') FROM generate_series(1, 10) k),"
+        " ARRAY(SELECT jsonb_build_object('step', k, 'tests_run', 10 * k) FROM generate_series(1, 10) k),"
+        " ARRAY(SELECT jsonb_build_object('step', k, 'reward', 0.5) FROM generate_series(1, 10) k),"
+        " 5.0, true, now()) RETURNING trajectory_id)"
+        " INSERT INTO rewards (agent_type, trajectory_id, state_hash, action_hash, reward_value, reward_type)"
+        f" SELECT {agent}, t.trajectory_id, {_sha('state', '(:a)::text', '((:s)::int + k)::text')},"
+        f" {_sha('action', '(:a)::text', '(k % 5)::text')}, 0.5, 'immediate' FROM t, generate_series(1, 10) k;\n"
+    )
+    return {
+        "qlearning.get_best_action": head + f"SELECT * FROM get_best_action({agent}, {state});\n",
+        "qlearning.upsert_q_value": head
+        + f"\\set act random(0, {qvol.ACTIONS_PER_STATE - 1})\n"
+        + f"SELECT upsert_q_value({agent}, {state}, NULL, {action}, NULL, random() * 2 - 1);\n",
+        # 100 pairs in ascending key order from a random start: concurrent batches lock in one order.
+        "qlearning.upsert_batch_100": f"\\set a random(0, {len(agents) - 1})\n\\set s random(0, {states - 21})\n"
+        + f"SELECT count(upsert_q_value({agent}, {_sha('state', '(:a)::text', '((:s)::int + g / 5)::text')}, NULL,"
+        + f" {_sha('action', '(:a)::text', '(g % 5)::text')}, NULL, random() * 2 - 1))"
+        + " FROM generate_series(0, 99) AS g;\n",
+        "qlearning.trajectory_insert": head + trajectory,
+        "qlearning.trajectory_batch_10": head + "BEGIN;\n" + trajectory * 10 + "COMMIT;\n",
+        "qlearning.pattern_search_fuzzy": "SELECT pattern_id, similarity(pattern_name, 'boundry value') AS score"
+        " FROM patterns WHERE pattern_name % 'boundry value' ORDER BY score DESC LIMIT 10;\n",
+        "qlearning.patterns_top_by_reward": head + "SELECT pattern_id, pattern_name, avg_reward FROM patterns"
+        f" WHERE agent_type = {agent} ORDER BY avg_reward DESC LIMIT 10;\n",
+        "agentic.recent_messages": "\\set u random(1, 20)\nBEGIN;\n"
+        "SELECT set_config('app.current_user_id', md5('agentic-volume-user:' || (:u)::text)::uuid::text, true);\n"
+        "SELECT message_id, role, content, created_at FROM conversation_history"
+        " WHERE session_id = md5('agentic-volume-session:' || (:u)::text)::uuid ORDER BY created_at DESC LIMIT 50;\n"
+        "COMMIT;\n",
+    }
+
+
+def pgbench(dsn: str, script: str | None, seconds: int, extra: tuple[str, ...] = ()) -> PgbenchResult:
+    """Run pgbench for `seconds` with CLIENTS clients; `script` None means the built-in one in `extra`."""
+    binary = tools.postgres_bindir() / "pgbench"
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        if script:
+            f.write(script)
+    args = [str(binary), "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-M", "prepared", *extra]
+    if script:
+        args += ["-f", f.name]
+    result = subprocess.run([*args, dsn], capture_output=True, text=True)
+    os.unlink(f.name)
+    out = result.stdout + result.stderr
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    lat = re.search(r"latency average = ([\d.]+) ms", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    if result.returncode != 0 or not tps:
+        raise RuntimeError(f"pgbench failed ({result.returncode}):\n{out[-2000:]}")
+    return PgbenchResult(
+        float(tps.group(1)), float(lat.group(1)) if lat else 0.0, int(failed.group(1)) if failed else 0
+    )
+
+
+# ----- the machine ---------------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line))
+    return {
+        "uname": " ".join(platform.uname()[:3]) + " " + platform.machine(),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "date": date.today().isoformat(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+# ----- the steps ---------------------------------------------------------------------------------
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def restart_postgres(bench: BenchStack) -> None:
+    ctl = shutil.which("supervisorctl", path=str(Path(sys.executable).parent)) or "supervisorctl"
+    subprocess.run(
+        [ctl, "-c", str(bench.local.supervisord_conf), "restart", "postgres"], check=True, capture_output=True
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(bench.local.dsn(None), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def stock_parameters(bench: BenchStack) -> dict[str, str]:
+    """Each parameter our tuning sets (bar those the stack needs) -> PostgreSQL's built-in default."""
+    tuned = render.postgres_parameters(bench.local.settings, bench.local.pg_major)
+    names = sorted(set(tuned) - KEEP_FOR_STOCK)
+    with psycopg.connect(bench.local.dsn(None)) as conn:
+        rows = conn.execute("SELECT name, boot_val FROM pg_settings WHERE name = ANY(%s)", (names,)).fetchall()
+    return dict(rows)
+
+
+def set_parameters(bench: BenchStack, params: dict[str, str] | None) -> None:
+    with psycopg.connect(bench.local.dsn(None), autocommit=True) as conn:
+        if params is None:
+            conn.execute("ALTER SYSTEM RESET ALL")
+        else:
+            for name, value in params.items():
+                conn.execute(
+                    psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        psycopg.sql.Identifier(name), psycopg.sql.Literal(value)
+                    )
+                )
+    restart_postgres(bench)
+
+
+def storage(bench: BenchStack) -> list[tuple[str, int, int]]:
+    """(relation, table bytes with TOAST, index bytes) for the qlearning tables and views."""
+    with psycopg.connect(bench.local.dsn("qlearning")) as conn:
+        return conn.execute(
+            "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class AS c"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm') ORDER BY pg_total_relation_size(c.oid) DESC"
+        ).fetchall()
+
+
+def refresh_times(bench: BenchStack) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    with psycopg.connect(bench.local.dsn("qlearning"), autocommit=True) as conn:
+        conn.execute("SET ROLE qlearning_owner")
+        for view in ("agent_performance_summary", "pattern_effectiveness"):
+            times[view] = []
+            for _ in range(REFRESH_RUNS):
+                start = time.perf_counter()
+                conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+                times[view].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    facts = machine()
+    results: dict = {"machine": facts}
+    with BenchStack("bench") as bench:
+        print("bench: agentdb up (cold)", flush=True)
+        results["up_cold_s"] = timed(bench.cli, "up")
+        bench.cli("down")
+        results["up_warm_s"] = timed(bench.cli, "up")
+        print(f"bench: up cold {results['up_cold_s']:.1f}s warm {results['up_warm_s']:.1f}s; seeding", flush=True)
+        results["seed_s"] = {}
+        for key in ("qlearning", "orchestrator", "agentic", "afs"):
+            results["seed_s"][key] = timed(bench.cli, "seed", "--db", key, "--volume", "30d")
+            print(f"bench: seeded {key} in {results['seed_s'][key]:.1f}s", flush=True)
+        bench.local.psql("qlearning", "SELECT refresh_materialized_views()")
+        for key in ("qlearning", "orchestrator", "agentic", "afs"):
+            bench.local.psql(key, "VACUUM ANALYZE")
+        results["storage"] = storage(bench)
+        results["refresh_s"] = refresh_times(bench)
+
+        agents = bench.local.psql("qlearning", "SELECT agent_type FROM agent_types ORDER BY agent_type").split()
+        scripts = pgbench_scripts(agents)
+        dsn = {
+            (key, via): bench.local.dsn(key, "app", via)
+            for key in ("qlearning", "agentic")
+            for via in ("pgbouncer", "postgres")
+        }
+        results["pgbench"] = {}
+        for op, script in scripts.items():
+            key = op.split(".")[0]
+            for via in ("pgbouncer", "postgres"):
+                r = pgbench(dsn[(key, via)], script, PGBENCH_SECONDS)
+                results["pgbench"][f"{op}|{via}"] = r.__dict__
+                print(f"bench: pgbench {op} via {via}: {r.tps:.0f} tps, {r.latency_ms:.2f} ms", flush=True)
+
+        bench.local.psql(None, "CREATE DATABASE pgbench_ceiling")
+        ceiling_dsn = bench.local.dsn(None).rsplit("/", 1)[0] + "/pgbench_ceiling"
+        subprocess.run(
+            [str(tools.postgres_bindir() / "pgbench"), "-i", "-q", "-s", "10", ceiling_dsn],
+            check=True,
+            capture_output=True,
+        )
+        results["ceiling"] = pgbench(ceiling_dsn, None, PGBENCH_SECONDS, ("-S",)).__dict__
+        print(f"bench: pgbench -S ceiling {results['ceiling']['tps']:.0f} tps", flush=True)
+
+        print("bench: Locust", flush=True)
+        rows, summary, report = load.run(bench.local, CLIENTS, LOCUST_SECONDS)
+        results["locust"] = summary
+        results["locust_report"] = str(report)
+        CHART.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report / "latency.png", CHART)
+
+        stock = stock_parameters(bench)
+        results["stock_parameters"] = stock
+        set_parameters(bench, stock)
+        results["pgbench_stock"] = {}
+        for op in (
+            "qlearning.get_best_action",
+            "qlearning.upsert_q_value",
+            "qlearning.trajectory_insert",
+            "qlearning.pattern_search_fuzzy",
+        ):
+            r = pgbench(dsn[("qlearning", "pgbouncer")], scripts[op], PGBENCH_SECONDS)
+            results["pgbench_stock"][op] = r.__dict__
+            print(f"bench: stock pgbench {op}: {r.tps:.0f} tps", flush=True)
+        set_parameters(bench, None)
+        results["tuned"] = {k: v for k, v in render.postgres_parameters(bench.local.settings).items() if k in stock}
+    facts["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    (REPO_ROOT / "reports").mkdir(exist_ok=True)
+    (REPO_ROOT / "reports" / "bench.json").write_text(json.dumps(results, indent=2, default=str))
+    DOC.write_text(render_doc(results))
+    print(f"bench: wrote {DOC.relative_to(REPO_ROOT)} and {CHART.relative_to(REPO_ROOT)}")
+    return 0
+
+
+# ----- the document --------------------------------------------------------------------------------
+def _reason(op: str, metric: str, results: dict) -> str:
+    """Why a target was missed, from this run's own figures."""
+    pgb = results["pgbench"].get(f"{op}|pgbouncer")
+    cores = results["machine"]["cores"]
+    if metric == "throughput_ops":
+        server = f"pgbench reaches {pgb['tps']:,.0f}/s for it alone" if pgb else "not run under pgbench"
+        return (
+            f"Locust runs all scenarios at once in one Python process on the same {cores} cores as PgBouncer"
+            f" and PostgreSQL, so each operation gets a share; {server}"
+        )
+    if pgb and pgb["latency_ms"]:
+        return (
+            f"pgbench's average for it is {pgb['latency_ms']:.2f} ms at {CLIENTS} clients; {CLIENTS} agents on"
+            f" {cores} shared cores queue for CPU (Locust's client time is included)"
+        )
+    return f"{CLIENTS} agents on {cores} shared cores queue for CPU (Locust's client time is included)"
+
+
+def render_doc(r: dict) -> str:
+    m = r["machine"]
+    targets = load.load_targets(load.DEFAULT_TARGETS)
+    ops = r["locust"]["operations"]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m loadtests.bench`); never asserted in tests. Every figure below",
+        "comes from one run on a dedicated stack with the dev stack's sizes (`Pulumi.dev.yaml`) on free ports.",
+        "",
+        f"- Machine: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']} RAM",
+        f"- Date: {m['date']}; load average before / after the run: {m['load']} / {m.get('load_after', '?')}",
+        f"- Clients: {CLIENTS} (the seeds' 18 agents); pgbench {PGBENCH_SECONDS} s per run (`-M prepared -j 2`),"
+        f" Locust {LOCUST_SECONDS} s",
+        "",
+        "**Read these numbers with the machine in mind.** This is a 2-core VM, and Locust (or pgbench),",
+        "PgBouncer and PostgreSQL all run on the same two cores, often next to other work (the load",
+        "average above). The seeds' targets describe a dedicated database server; figures here are a",
+        "floor for this kind of machine, and the comparisons between rows (PgBouncer vs direct, tuned vs",
+        "stock, Locust vs pgbench) matter more than the absolute values.",
+        "",
+        "## `agentdb up` on the bench stack",
+        "",
+        "| run | seconds | target |",
+        "|---|---|---|",
+        f"| cold (initdb, render, start, baseline, every migration) | {r['up_cold_s']:.1f} | 20 s |",
+        f"| warm (after `agentdb down`) | {r['up_warm_s']:.1f} | 20 s |",
+        "",
+        "## Volume data (`agentdb seed --volume 30d`)",
+        "",
+        "| database | seconds | target |",
+        "|---|---|---|",
+    ]
+    for key, sec in r["seed_s"].items():
+        out.append(f"| {key} | {sec:.1f} | {'60 s' if key == 'qlearning' else '-'} |")
+    out += [
+        "",
+        "(Each `agentdb seed` time includes starting the CLI and connecting.)",
+        "",
+        "## (a) pgbench through PgBouncer against the seeds' throughput",
+        "",
+        "Custom scripts call our SQL functions on the 30-day volume's keys (`loadtests/bench.py`",
+        f"`pgbench_scripts`), {CLIENTS} clients, each operation alone.",
+        "",
+        "| operation | pgbench tps via PgBouncer | avg latency (ms) | seed target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for op in sorted({k.split("|")[0] for k in r["pgbench"]}):
+        res = r["pgbench"][f"{op}|pgbouncer"]
+        target = targets.get(op, {}).get("throughput_ops")
+        verdict = "-" if target is None else ("met" if res["tps"] >= target else "missed")
+        tgt = f"{target:,.0f}/s" if target else "-"
+        out.append(f"| {op} | {res['tps']:,.0f} | {res['latency_ms']:.2f} | {tgt} | {verdict} |")
+    c = r["ceiling"]
+    out += [
+        "",
+        f"Machine ceiling, `pgbench -S` (built-in primary-key SELECT, scale 10, direct): **{c['tps']:,.0f} tps**,"
+        f" {c['latency_ms']:.2f} ms average. No operation of ours can beat that on this machine: a seed",
+        "target above it is out of reach here whatever the schema does.",
+        "",
+        "## (b) Locust end to end against pgbench for the same operation",
+        "",
+        "Locust times each call in the client (psycopg 3 under gevent, through PgBouncer) with an exact",
+        "microsecond histogram; all scenarios run together, so each operation's throughput is its share.",
+        "",
+        "| operation | Locust requests | Locust p50 (ms) | Locust p99 (ms) | Locust ops/s | pgbench tps"
+        " | pgbench avg (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for op, mm in sorted(ops.items()):
+        pgb = r["pgbench"].get(f"{op}|pgbouncer")
+        p50 = f"{mm['p50_ms']:.2f}" if mm["p50_ms"] is not None else "-"
+        p99 = f"{mm['p99_ms']:.2f}" if mm["p99_ms"] is not None else "-"
+        pg_tps = f"{pgb['tps']:,.0f}" if pgb else "-"
+        pg_lat = f"{pgb['latency_ms']:.2f}" if pgb else "-"
+        out.append(f"| {op} | {mm['requests']} | {p50} | {p99} | {mm['throughput_ops']:,.1f} | {pg_tps} | {pg_lat} |")
+    failed = {op: mm["failures"] for op, mm in ops.items() if mm["failures"]}
+    out += ["", f"Failed requests: {failed or 'none'}.", ""]
+    out += [
+        "### Every target: met, or missed with the measured value and the reason",
+        "",
+        "![p50 and p99 per operation against the targets](img/benchmarks-latency.png)",
+        "",
+        "| operation | metric | target | measured (Locust) | verdict | reason |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["locust"]["verdicts"]:
+        if row["verdict"] == "info":
+            continue
+        unit = "/s" if row["metric"] == "throughput_ops" else " ms"
+        measured = "-" if row["measured"] is None else f"{row['measured']:,.2f}{unit}"
+        reason = "" if row["verdict"] == "met" else _reason(row["operation"], row["metric"], r)
+        out.append(
+            f"| {row['operation']} | {row['metric']} | {row['target']:g}{unit} | {measured} | {row['verdict']}"
+            f" | {reason} |"
+        )
+    out += [
+        "",
+        "## (c) PgBouncer's overhead",
+        "",
+        "| operation | tps direct | tps via PgBouncer | change | avg ms direct | avg ms via PgBouncer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op in sorted({k.split("|")[0] for k in r["pgbench"]}):
+        d, b = r["pgbench"][f"{op}|postgres"], r["pgbench"][f"{op}|pgbouncer"]
+        change = (b["tps"] - d["tps"]) / d["tps"] * 100 if d["tps"] else 0
+        out.append(
+            f"| {op} | {d['tps']:,.0f} | {b['tps']:,.0f} | {change:+.0f}% | {d['latency_ms']:.2f}"
+            f" | {b['latency_ms']:.2f} |"
+        )
+    out += [
+        "",
+        "PgBouncer costs CPU on the same two cores PostgreSQL uses, so its overhead shows most on the",
+        "cheapest statements; it buys a bounded number of server connections (transaction pooling).",
+        "",
+        "## (d) Our tuned postgresql.conf against a stock one",
+        "",
+        "Same stack, same data, same pgbench scripts through PgBouncer. Stock = every parameter",
+        "`infra/tuning.py` sets, except those the stack needs to run (`max_connections`,",
+        "`max_worker_processes`, `shared_preload_libraries`, `pg_stat_statements.track`), set with",
+        "`ALTER SYSTEM` to PostgreSQL's built-in default (`pg_settings.boot_val`), then PostgreSQL restarted;",
+        "afterwards `ALTER SYSTEM RESET ALL` and another restart.",
+        "",
+        "| operation | tuned tps | stock tps | tuned vs stock |",
+        "|---|---|---|---|",
+    ]
+    for op, st in r["pgbench_stock"].items():
+        tuned = r["pgbench"][f"{op}|pgbouncer"]["tps"]
+        diff = (tuned - st["tps"]) / st["tps"] * 100 if st["tps"] else 0
+        out.append(f"| {op} | {tuned:,.0f} | {st['tps']:,.0f} | {diff:+.0f}% |")
+    out += ["", "| parameter | tuned | stock |", "|---|---|---|"]
+    for name, stock in sorted(r["stock_parameters"].items()):
+        out.append(f"| {name} | {r['tuned'].get(name, '?')} | {stock} |")
+    out += [
+        "",
+        "The 30-day volume (about 0.4 GB) fits in either configuration's page cache, so the difference",
+        "is mostly shared_buffers hits vs OS-cache reads and WAL/checkpoint settings on the write paths.",
+        "",
+        "## (e) Storage after the 30-day volume",
+        "",
+        "| relation (qlearning_db) | table + TOAST (MB) | indexes (MB) | total (MB) |",
+        "|---|---|---|---|",
+    ]
+    total = 0
+    for name, table_b, index_b in r["storage"]:
+        total += table_b + index_b
+        if table_b + index_b >= 64 * 1024:
+            out.append(
+                f"| {name} | {table_b / 2**20:.1f} | {index_b / 2**20:.1f} | {(table_b + index_b) / 2**20:.1f} |"
+            )
+    out += [
+        f"| **all** | | | **{total / 2**20:.0f}** |",
+        "",
+        f"Seed 000 estimates ~{SEED_STORAGE_MB} MB (< 1 GB) for the same rows; measured {total / 2**20:.0f} MB"
+        f" ({'within' if total / 2**20 <= 1024 else 'over'} the 1 GB estimate).",
+        "",
+        "## (f) Materialized view refresh (CONCURRENTLY, on the 30-day volume)",
+        "",
+        "| view | runs (s) | worst (s) | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for view, target in (("agent_performance_summary", 1.0), ("pattern_effectiveness", 2.0)):
+        runs = r["refresh_s"][view]
+        worst = max(runs)
+        verdict = "met" if worst < target else "missed"
+        out.append(f"| {view} | {', '.join(f'{x:.3f}' for x in runs)} | {worst:.3f} | < {target:g} s | {verdict} |")
+    out += [
+        f"\nMedian of all refreshes: {statistics.median(sum(r['refresh_s'].values(), [])):.3f} s.",
+        "",
+        "## History",
+        "",
+        HISTORY,
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
