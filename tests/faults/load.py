@@ -25,6 +25,12 @@ class Ledger:
     def acked(self) -> int:
         return len(self.acked_upserts) + len(self.acked_trajectories)
 
+    def recovered_at(self) -> float | None:
+        """The first acknowledgement after the last error: when the clients were whole again."""
+        with self.lock:
+            last_error = max(self.error_times, default=None)
+        return None if last_error is None else self.first_ack_after(last_error)
+
     def first_error_after(self, moment: float) -> float | None:
         with self.lock:
             later = [t for t in self.error_times if t > moment]
