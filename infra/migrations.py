@@ -133,4 +133,5 @@ def run_sql(revision_file: str, direction: str) -> None:
         try:
             cur.execute(sql)
         except Exception as exc:
-            raise MigrationError(f"{path.relative_to(REPO_ROOT)}: {exc}") from exc
+            name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+            raise MigrationError(f"{name}: {exc}") from exc

@@ -23,6 +23,20 @@ from infra.runner import LocalStack
 from infra.settings import Settings, load
 
 REPO = Path(__file__).resolve().parent.parent
+# Every program the local runner supervises, and those of them that listen on a port.
+SERVICES = [
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter",
+    "pgbouncer_exporter",
+    "redis_exporter",
+    "webhook",
+    "alertmanager",
+    "prometheus",
+    "backup_scheduler",
+]
+LISTENING = [name for name in SERVICES if name != "backup_scheduler"]
 AGENTDB = [sys.executable, "-m", "infra.cli"]
 
 

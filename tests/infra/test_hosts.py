@@ -12,18 +12,8 @@ import testinfra
 
 from infra import render, tuning
 from infra.runner import SERVICE_USER
+from tests.conftest import LISTENING, SERVICES
 
-SERVICES = [
-    "postgres",
-    "pgbouncer",
-    "redis",
-    "postgres_exporter",
-    "pgbouncer_exporter",
-    "redis_exporter",
-    "webhook",
-    "alertmanager",
-    "prometheus",
-]
 SECRET_FILES = ["etc/userlist.txt", "etc/users.acl", "etc/pgpass", "etc/supervisord.conf"]
 
 
@@ -43,7 +33,7 @@ def test_service_runs_as_the_unprivileged_user(host, stack, service):
     assert process.user == expected
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", LISTENING)
 def test_service_listens_on_its_port(host, stack, service):
     port = stack.settings.ports()[service]
     assert host.socket(f"tcp://{stack.settings.bind_address}:{port}").is_listening

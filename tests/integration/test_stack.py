@@ -12,19 +12,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from tests.conftest import agentdb, make_state_dir, write_stack_file
-
-SERVICES = [
-    "postgres",
-    "pgbouncer",
-    "redis",
-    "postgres_exporter",
-    "pgbouncer_exporter",
-    "redis_exporter",
-    "webhook",
-    "alertmanager",
-    "prometheus",
-]
+from tests.conftest import SERVICES, agentdb, make_state_dir, write_stack_file
 
 
 def service_pids(stack) -> dict[str, str]:
