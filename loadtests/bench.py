@@ -187,13 +187,27 @@ def restart_postgres(bench: BenchStack) -> None:
             time.sleep(0.5)
 
 
-def stock_parameters(bench: BenchStack) -> dict[str, str]:
-    """Each parameter our tuning sets (bar those the stack needs) -> PostgreSQL's built-in default."""
+def stock_parameters(bench: BenchStack) -> dict[str, tuple[str, str]]:
+    """Each parameter our tuning sets (bar those the stack needs) -> (built-in default, its unit)."""
     tuned = render.postgres_parameters(bench.local.settings, bench.local.pg_major)
     names = sorted(set(tuned) - KEEP_FOR_STOCK)
     with psycopg.connect(bench.local.dsn(None)) as conn:
-        rows = conn.execute("SELECT name, boot_val FROM pg_settings WHERE name = ANY(%s)", (names,)).fetchall()
-    return dict(rows)
+        rows = conn.execute(
+            "SELECT name, boot_val, coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)", (names,)
+        ).fetchall()
+    return {name: (value, unit) for name, value, unit in rows}
+
+
+def _with_unit(value: str, unit: str) -> str:
+    """A pg_settings value in its unit, as postgresql.conf would say it: 16384 x 8kB -> 128MB."""
+    sizes = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2}
+    if unit not in sizes or not value.lstrip("-").isdigit() or int(value) < 0:
+        return f"{value}{unit if unit in ('s', 'ms', 'min') else ''}" if value != "-1" else "-1 (auto)"
+    size = int(value) * sizes[unit]
+    for name, factor in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{name}"
+    return f"{size}B"
 
 
 def set_parameters(bench: BenchStack, params: dict[str, str] | None) -> None:
@@ -201,7 +215,7 @@ def set_parameters(bench: BenchStack, params: dict[str, str] | None) -> None:
         if params is None:
             conn.execute("ALTER SYSTEM RESET ALL")
         else:
-            for name, value in params.items():
+            for name, (value, _unit) in params.items():
                 conn.execute(
                     psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
                         psycopg.sql.Identifier(name), psycopg.sql.Literal(value)
@@ -233,7 +247,12 @@ def refresh_times(bench: BenchStack) -> dict[str, list[float]]:
     return times
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run everything; `--render reports/bench.json` rewrites the document from a saved run."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--render"]:
+        DOC.write_text(render_doc(json.loads(Path(argv[1]).read_text())))
+        return 0
     facts = machine()
     results: dict = {"machine": facts}
     with BenchStack("bench") as bench:
@@ -457,12 +476,15 @@ def render_doc(r: dict) -> str:
         diff = (tuned - st["tps"]) / st["tps"] * 100 if st["tps"] else 0
         out.append(f"| {op} | {tuned:,.0f} | {st['tps']:,.0f} | {diff:+.0f}% |")
     out += ["", "| parameter | tuned | stock |", "|---|---|---|"]
-    for name, stock in sorted(r["stock_parameters"].items()):
-        out.append(f"| {name} | {r['tuned'].get(name, '?')} | {stock} |")
+    for name, (stock, unit) in sorted(r["stock_parameters"].items()):
+        out.append(f"| {name} | {r['tuned'].get(name, '?')} | {_with_unit(stock, unit)} |")
     out += [
         "",
-        "The 30-day volume (about 0.4 GB) fits in either configuration's page cache, so the difference",
-        "is mostly shared_buffers hits vs OS-cache reads and WAL/checkpoint settings on the write paths.",
+        f"The 30-day volume ({sum(t + i for _, t, i in r['storage']) / 2**20:.0f} MB in qlearning_db) fits in the"
+        " OS page cache either way, so the",
+        "difference is shared_buffers hits against OS-cache reads, the planner's cost settings and the",
+        "WAL/checkpoint settings on the write paths. Each stock figure is one 10 s run right after a restart",
+        "(cold shared_buffers): a large gap on one operation deserves a second run before it is quoted.",
         "",
         "## (e) Storage after the 30-day volume",
         "",
