@@ -219,8 +219,8 @@ def up(deployment: Deployment) -> DockerStack:
 
 def down(deployment: Deployment) -> None:
     """Remove the containers, the network and the volumes of the run (by their declared names)."""
-    for container in deployment.of_type(CONTAINER):
-        docker("rm", "-f", "-v", container.inputs["name"], check=False)
+    names = [container.inputs["name"] for container in deployment.of_type(CONTAINER)]
+    docker("rm", "-f", "-v", *names, check=False)  # one call: the CLI removes them in parallel
     for resource in deployment.resources:
         if resource.type == "docker:index/network:Network":
             docker("network", "rm", resource.inputs["name"], check=False)

@@ -213,3 +213,16 @@ def test_prometheus_scrapes_every_target(docker_stack):
             break
         time.sleep(1)
     assert {job: health.get(job) for job in SCRAPE_JOBS} == {job: "up" for job in SCRAPE_JOBS}
+
+
+def test_wal_is_archived_with_pgbackrest(docker_stack):
+    with psycopg.connect(admin_dsn(docker_stack), autocommit=True) as conn:
+        before = conn.execute("SELECT archived_count FROM pg_stat_archiver").fetchone()[0]
+        conn.execute("SELECT pg_switch_wal()")
+        deadline = time.monotonic() + 60
+        while True:
+            archived, failed = conn.execute("SELECT archived_count, failed_count FROM pg_stat_archiver").fetchone()
+            if archived > before or failed or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert (archived > before, failed) == (True, 0)
