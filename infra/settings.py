@@ -162,6 +162,25 @@ class Settings(BaseModel):
         return [DATABASES[key] for key in self.databases]
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(str(key))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
@@ -204,9 +223,16 @@ def load(stack: str, root: Path = REPO_ROOT, path: Path | None = None) -> Settin
     if not file.is_file():
         raise SettingsError(f"{file}: no such stack file; create it or pick another --stack")
     try:
-        doc = yaml.safe_load(file.read_text()) or {}
+        doc = yaml.load(file.read_text(), Loader=_StrictLoader) or {}
+    except _DuplicateKey as exc:
+        raise SettingsError(f"{file}: {exc.key}: given twice; keep one") from None
     except yaml.YAMLError as exc:
-        raise SettingsError(f"{file}: not valid YAML: {exc}") from None
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError(f"{file}: not valid YAML{where}: {problem}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
         raise SettingsError(f"{file}: expected a mapping with a `config:` mapping")
     return parse(doc.get("config") or {}, source=str(file.name))

@@ -126,6 +126,10 @@ BEGIN
         RAISE EXCEPTION 'upsert_q_value: q_value must be a finite number, got %', p_q_value
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF abs(p_q_value) >= 1e6 THEN
+        RAISE EXCEPTION 'upsert_q_value: q_value must be between -10^6 and 10^6 (NUMERIC(12,6)), got %', p_q_value
+            USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
     PERFORM 1 FROM agent_types WHERE agent_type = p_agent_type;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'upsert_q_value: unknown agent_type "%" (not in agent_types)', p_agent_type
@@ -215,6 +219,10 @@ BEGIN
         RAISE EXCEPTION 'q_learning_update: reward must be a finite number, got %', p_reward
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF abs(p_reward) >= 1e6 THEN
+        RAISE EXCEPTION 'q_learning_update: reward must be between -10^6 and 10^6, got %', p_reward
+            USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
 
     v_reward := p_reward::NUMERIC;  -- exact arithmetic from here on (float8 -> numeric keeps 15 digits)
 
@@ -233,20 +241,26 @@ BEGIN
         v_max_next := COALESCE(v_max_next, 0);
     END IF;
 
-    INSERT INTO q_values AS q (
-        agent_type, state_hash, action_hash, q_value, visit_count, confidence_score, uncertainty
-    ) VALUES (
-        p_agent_type, p_state_hash, p_action_hash, v_alpha * (v_reward + v_gamma * v_max_next),
-        1, 0.5, 1
-    )
-    ON CONFLICT (agent_type, state_hash, action_hash) DO UPDATE
-    SET q_value          = q.q_value + v_alpha * (v_reward + v_gamma * v_max_next - q.q_value),
-        visit_count      = q.visit_count + 1,
-        confidence_score = round((q.visit_count + 1)::numeric / (q.visit_count + 2), 4),
-        uncertainty      = round(1 / sqrt((q.visit_count + 1)::numeric), 4),
-        last_updated     = now(),
-        expires_at       = now() + INTERVAL '30 days'
-    RETURNING q.q_value INTO v_q;
+    BEGIN
+        INSERT INTO q_values AS q (
+            agent_type, state_hash, action_hash, q_value, visit_count, confidence_score, uncertainty
+        ) VALUES (
+            p_agent_type, p_state_hash, p_action_hash, v_alpha * (v_reward + v_gamma * v_max_next),
+            1, 0.5, 1
+        )
+        ON CONFLICT (agent_type, state_hash, action_hash) DO UPDATE
+        SET q_value          = q.q_value + v_alpha * (v_reward + v_gamma * v_max_next - q.q_value),
+            visit_count      = q.visit_count + 1,
+            confidence_score = round((q.visit_count + 1)::numeric / (q.visit_count + 2), 4),
+            uncertainty      = round(1 / sqrt((q.visit_count + 1)::numeric), 4),
+            last_updated     = now(),
+            expires_at       = now() + INTERVAL '30 days'
+        RETURNING q.q_value INTO v_q;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        -- The updated estimate would not fit NUMERIC(12,6); nothing was written.
+        RAISE EXCEPTION 'q_learning_update: the updated q_value would leave -10^6..10^6 (reward %, max next Q %)',
+            p_reward, v_max_next USING ERRCODE = 'numeric_value_out_of_range';
+    END;
     RETURN v_q;
 END;
 $$;
