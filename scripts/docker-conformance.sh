@@ -5,7 +5,8 @@
 # its image cannot be pulled here.
 #
 # Needs root (dockerd, debootstrap). Leaves no container, network or volume behind; stops the dockerd
-# it started. AGENTDB_DOCKER_KEEP=1 keeps the containers for a look afterwards.
+# it started. AGENTDB_DOCKER_KEEP=1 keeps the containers for a look afterwards; AGENTDB_DOCKER_TLS=1 runs
+# the dev stack with TLS on, as staging and prod have it. Arguments go to pytest (-k, -x, ...).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

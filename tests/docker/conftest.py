@@ -53,7 +53,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def stack_file(directory: Path) -> Path:
-    """The dev stack file, on free ports and quick scrapes, so the run never collides with a real stack."""
+    """The dev stack file on free ports and quick scrapes, so the run never collides with a real stack."""
     from pydantic.alias_generators import to_camel
 
     doc = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
@@ -62,6 +62,8 @@ def stack_file(directory: Path) -> Path:
     for name, port in zip(names, free_ports(len(names)), strict=True):
         config[f"agentdb:{to_camel(name + '_port')}"] = port
     config.update({"agentdb:memoryMb": 1024, "agentdb:scrapeIntervalS": 2, "agentdb:alertForScale": 0.05})
+    if os.environ.get("AGENTDB_DOCKER_TLS") == "1":  # the staging / prod path: TLS on PostgreSQL and PgBouncer
+        config["agentdb:tls"] = True
     path = directory / f"Pulumi.{STACK}.yaml"
     path.write_text(yaml.safe_dump({"config": config}))
     return path
