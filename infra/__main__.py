@@ -3,12 +3,10 @@
 import sys
 from pathlib import Path
 
-# Pulumi runs this file with infra/ first on sys.path, where infra/secrets.py would shadow the
-# standard library's `secrets`; the program imports everything as the `infra` package instead.
+# Pulumi runs this file with infra/ first on sys.path; the program imports everything as the `infra`
+# package (installed in the venv), so no module of infra/ may be found as a top-level name.
 _here = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-if str(getattr(sys.modules.get("secrets"), "__file__", "")).startswith(str(_here)):
-    del sys.modules["secrets"]
 
 import pulumi  # noqa: E402
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from infra import secrets as sec
+from infra import credentials as sec
 from infra.render import PGBACKREST_STANZA
 
 if TYPE_CHECKING:

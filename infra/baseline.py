@@ -12,8 +12,8 @@ from typing import Protocol
 import psycopg
 from psycopg import sql
 
+from infra import credentials as sec
 from infra import cron, migrations
-from infra import secrets as sec
 from infra.databases import Database
 from infra.settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from infra import secrets as sec
+from infra import credentials as sec
 from infra import tuning
 from infra.databases import REPO_ROOT
 from infra.settings import Settings

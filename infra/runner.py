@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import jinja2
 
+from infra import credentials as sec
 from infra import render, tools
-from infra import secrets as sec
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
 

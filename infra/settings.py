@@ -104,6 +104,9 @@ class Settings(BaseModel):
     publish_prometheus: bool = _f(False, "Docker: publish Prometheus's port on the host")
     base_image: str = _f("debian:trixie-slim", "Docker: Debian base image for the service images")
     grafana_image: str = _f("grafana/grafana-oss:11.3.0", "Docker: pinned Grafana image")
+    drop_data_on_destroy: bool = _f(
+        False, "Docker: pulumi destroy downgrades the schemas, unschedules the jobs and deletes the data volumes"
+    )
 
     @field_validator("databases")
     @classmethod

@@ -52,7 +52,7 @@ def check_publishing(stack: str, settings: Settings) -> None:
 
 def keep_data(settings: Settings) -> bool:
     # `agentdb:dropDataOnDestroy` (requested for infra/settings.py) turns retention off; keep by default.
-    return not getattr(settings, "drop_data_on_destroy", False)
+    return not settings.drop_data_on_destroy
 
 
 def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, render.RenderedFile]:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_docker as docker
 
+from infra import credentials as sec
 from infra import render
-from infra import secrets as sec
 from infra.program.common import (
     StackContext,
     http_health,

@@ -7,7 +7,7 @@ import math
 import pulumi
 import pulumi_random as random
 
-from infra import secrets as sec
+from infra import credentials as sec
 from infra.settings import Settings
 
 # As long as the local runner's passwords (token_urlsafe of PASSWORD_BYTES), from the same alphabet.
@@ -16,7 +16,7 @@ CONFIG_KEY = "passwords"  # agentdb:passwords, a secret object {secret name: pas
 
 
 class Passwords(pulumi.ComponentResource):
-    """`values` maps each name of infra.secrets.secret_names to a secret Output.
+    """`values` maps each name of infra.credentials.secret_names to a secret Output.
 
     A name set in the secret config object `agentdb:passwords` wins over the generated one.
     """

@@ -6,8 +6,8 @@ import shlex
 
 import pulumi
 
+from infra import credentials as sec
 from infra import render
-from infra import secrets as sec
 from infra.program.common import (
     POSTGRES_MAJOR,
     StackContext,

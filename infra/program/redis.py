@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from infra import secrets as sec
+from infra import credentials as sec
 from infra.program.common import StackContext, rendered_upload, secret_upload, service_container
 
 

@@ -16,7 +16,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from infra import baseline, cron, migrations
-from infra import secrets as sec
+from infra import credentials as sec
 from infra.databases import DATABASES
 from infra.settings import Settings
 

@@ -12,8 +12,8 @@ import pytest
 import redis
 import testinfra
 
+from infra import credentials as sec
 from infra import cron, migrations
-from infra import secrets as sec
 from infra.databases import DATABASES
 from infra.program.common import SERVICE_UID
 

@@ -82,7 +82,7 @@ def test_pgbouncer_show_pools_lists_each_database(host, stack):
         with psycopg.connect(stack.dsn(db.key, "app", "pgbouncer")) as conn:
             conn.execute("SELECT 1")
     secrets = stack.local.secrets()
-    from infra import secrets as sec
+    from infra import credentials as sec
 
     url = (
         f"postgresql://{sec.PGBOUNCER_ADMIN}:{secrets[sec.PGBOUNCER_ADMIN]}@{stack.settings.bind_address}:"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from infra import credentials as sec
 from infra import render
-from infra import secrets as sec
 from infra.settings import Settings
 
 RULES_DIR = render.CONFIG_DIR / "rules"

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from infra import secrets as sec
+from infra import credentials as sec
 
 WEAK_METHODS = {"trust", "md5", "password", "ident", "peer", "reject"}
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 import redis
 
-from infra import secrets as sec
+from infra import credentials as sec
 
 # NOPERM from the ACL; DEBUG is also refused by enable-debug-command; a script's inner call by the ACL.
 REFUSED = r"(?i)NOPERM|no permissions|not allowed|can't run this command"

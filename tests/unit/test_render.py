@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from infra import credentials as sec
 from infra import render
-from infra import secrets as sec
 from infra.settings import load
 
 STATE = Path("/srv/agentdb-test")
