@@ -66,9 +66,7 @@ def _protect_version_table(conn: sa.Connection, key: str) -> None:
     """The owner's default privileges would let the app role write alembic_version; only the owner may."""
     db = _database(key)
     if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is not None:
-        conn.exec_driver_sql(
-            f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM "{db.app_role}"'
-        )
+        conn.exec_driver_sql(f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM "{db.app_role}"')
 
 
 def _run(dsn: str, key: str, action: str, target: str) -> None:

@@ -180,9 +180,7 @@ def build_pgbouncer(progress: Callable[[str], None] = print) -> Path:
     try:
         TOOLS_DIR.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ToolError(
-            f"cannot create the tools directory {TOOLS_DIR} ({exc}): set AGENTDB_TOOLS_DIR"
-        ) from exc
+        raise ToolError(f"cannot create the tools directory {TOOLS_DIR} ({exc}): set AGENTDB_TOOLS_DIR") from exc
     log_path = TOOLS_DIR / "build-pgbouncer.log"
     # Two stacks (make up, make test) may bootstrap at once: one builds, the other waits and reuses it.
     with _locked(TOOLS_DIR / ".build-pgbouncer.lock"), log_path.open("a") as log:
@@ -237,9 +235,7 @@ class _Build:
         # sudo resets the environment, so the frontend setting goes through `env`.
         self.sudo = [] if os.geteuid() == 0 else ["sudo", "env", "DEBIAN_FRONTEND=noninteractive"]
 
-    def run(
-        self, cmd: list[str], cwd: Path | None = None, root: bool = False, stdin: str | None = None
-    ) -> None:
+    def run(self, cmd: list[str], cwd: Path | None = None, root: bool = False, stdin: str | None = None) -> None:
         cmd = [*self.sudo, *cmd] if root else cmd
         self.log.write(f"\n$ {' '.join(cmd)}" + (f"   (in {cwd})" if cwd else "") + "\n")
         self.log.flush()
@@ -281,9 +277,7 @@ class _Build:
 
 
 def _installed(package: str) -> bool:
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
     return result.stdout.strip() == "install ok installed"
 
 

@@ -75,9 +75,7 @@ class Machine:
         if self.storage not in get_args(Storage):
             raise ValueError(f"storage must be one of {', '.join(get_args(Storage))}, got {self.storage!r}")
         if self.workload not in get_args(Workload):
-            raise ValueError(
-                f"workload must be one of {', '.join(get_args(Workload))}, got {self.workload!r}"
-            )
+            raise ValueError(f"workload must be one of {', '.join(get_args(Workload))}, got {self.workload!r}")
 
 
 def tune(machine: Machine, *, cron_workers: int = 4) -> dict[str, str]:
@@ -92,9 +90,7 @@ def tune(machine: Machine, *, cron_workers: int = 4) -> dict[str, str]:
 
     shared_buffers_kb = memory_kb // _SHARED_BUFFERS_DIVISOR[m.workload]
     effective_cache_size_kb = memory_kb // 4 if m.workload == "desktop" else memory_kb * 3 // 4
-    maintenance_work_mem_kb = min(
-        memory_kb // _MAINTENANCE_WORK_MEM_DIVISOR[m.workload], _MAINTENANCE_WORK_MEM_CAP_KB
-    )
+    maintenance_work_mem_kb = min(memory_kb // _MAINTENANCE_WORK_MEM_DIVISOR[m.workload], _MAINTENANCE_WORK_MEM_CAP_KB)
 
     wal_buffers_kb = min(3 * shared_buffers_kb // 100, _WAL_BUFFERS_CAP_KB)
     if wal_buffers_kb > _WAL_BUFFERS_ROUND_UP_FROM_KB:

@@ -37,10 +37,7 @@ DOMAINS = ["example.com", "example.org", "example.net"]
 
 def _uniform(salt: str, row: str) -> str:
     """SQL for a number in [0, 1) fixed by (seed, salt, row): 48 bits of md5, no session state."""
-    return (
-        f"(('x' || substr(md5(%(seed)s::text || ':{salt}:' || {row}), 1, 12))::bit(48)::bigint"
-        " / 281474976710656.0)"
-    )
+    return f"(('x' || substr(md5(%(seed)s::text || ':{salt}:' || {row}), 1, 12))::bit(48)::bigint / 281474976710656.0)"
 
 
 def _counts(scale: float) -> tuple[int, int]:
@@ -251,7 +248,5 @@ def sample(conn: psycopg.Connection) -> dict[str, int]:
             " VALUES (%s, %s, %s, 'Highest weighted total: small partial index, low risk')",
             (task_id, winner, json.dumps(scores)),
         )
-        cur.executemany(
-            "INSERT INTO query_logs (query_text, execution_time_ms) VALUES (%s, %s)", EXAMPLE_QUERY_LOGS
-        )
+        cur.executemany("INSERT INTO query_logs (query_text, execution_time_ms) VALUES (%s, %s)", EXAMPLE_QUERY_LOGS)
     return {**counts, "task_id": task_id}

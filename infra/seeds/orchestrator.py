@@ -94,18 +94,11 @@ def sample(conn: psycopg.Connection) -> None:
             "INSERT INTO agents (id, agent_id, name, type, status, total_points, current_tier,"
             " elo_rating, metadata)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True}))
-                for k, n, t, s, p, tier, elo in AGENTS
-            ],
+            [(a[k], k, n, t, s, p, tier, elo, Jsonb({"sample": True})) for k, n, t, s, p, tier, elo in AGENTS],
         )
         cur.executemany(
             "INSERT INTO agent_skills (agent_id, skill_name, proficiency) VALUES (%s, %s, %s)",
-            [
-                (a[k], skill, 60 + 4 * i)
-                for i, (k, *_) in enumerate(AGENTS)
-                for skill in ("planning", "python")
-            ],
+            [(a[k], skill, 60 + 4 * i) for i, (k, *_) in enumerate(AGENTS) for skill in ("planning", "python")],
         )
         cur.execute(
             "INSERT INTO teams (id, name, leader_id) VALUES (%s, 'Core', %s)",
@@ -119,13 +112,7 @@ def sample(conn: psycopg.Connection) -> None:
         # Tasks go through their lifecycle so the completion trigger computes each agent's stats.
         for key, title, prio, status, who, quality, minutes, points in TASKS:
             tid = _id(key)
-            first = (
-                status
-                if status in ("pending", "assigned", "in_progress")
-                else "in_progress"
-                if who
-                else "pending"
-            )
+            first = status if status in ("pending", "assigned", "in_progress") else "in_progress" if who else "pending"
             started = timedelta(minutes=minutes) if minutes else None
             cur.execute(
                 "INSERT INTO tasks (id, task_id, title, priority, points_reward, assigned_to,"
@@ -192,8 +179,7 @@ def sample(conn: psycopg.Connection) -> None:
         for i, key in enumerate(("bs-onboarding", "bs-latency", "bs-naming")):
             sid = _id(key)
             cur.execute(
-                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES"
-                " (%s, %s, %s, %s)",
+                "INSERT INTO brainstorm_sessions (id, session_id, topic, facilitator_id) VALUES (%s, %s, %s, %s)",
                 (sid, key, f"Brainstorm: {key[3:]}", a["agent-02"]),
             )
             members = ["agent-02", f"agent-0{i + 3}", f"agent-0{i + 6}"]
@@ -203,8 +189,7 @@ def sample(conn: psycopg.Connection) -> None:
             )
             for j, m in enumerate(members):
                 cur.execute(
-                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s,"
-                    " %s, %s, %s)",
+                    "INSERT INTO ideas (id, session_id, agent_id, title, content) VALUES (%s, %s, %s, %s, %s)",
                     (_id(f"{key}-idea-{j}"), sid, a[m], f"Idea {j + 1}", f"Proposal {j + 1} for {key}"),
                 )
             cur.execute(
@@ -310,8 +295,7 @@ def sample(conn: psycopg.Connection) -> None:
 
         # Rewards and penalties.
         cur.executemany(
-            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES"
-            " (%s, %s, %s, %s)",
+            "INSERT INTO resource_pools (resource_type, unit, total_capacity, available) VALUES (%s, %s, %s, %s)",
             [
                 ("gpu_hours", "hours", 500, 500),
                 ("api_quota", "calls", 100000, 100000),

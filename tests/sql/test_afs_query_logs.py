@@ -41,9 +41,7 @@ def conn(stack):
 
 
 def has_vector(conn) -> bool:
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')"
-    ).fetchone()[0]
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')").fetchone()[0]
 
 
 def search(conn, text: str, embedding: list[float] | None = None, limit: int = 10):
@@ -131,9 +129,7 @@ def test_pgvector_column_and_ivfflat_index(conn, pgvector):
         " WHERE attrelid = 'query_logs'::regclass AND attname = 'query_embedding'"
     ).fetchone()
     assert row[0] == "vector(1536)"
-    indexdef = conn.execute(
-        "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_query_logs_embedding'"
-    ).fetchone()
+    indexdef = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_query_logs_embedding'").fetchone()
     assert indexdef and "USING ivfflat (query_embedding vector_cosine_ops)" in indexdef[0]
 
 

@@ -46,9 +46,7 @@ def purged(stack):
                 (case, age(days), MARK),
             )
         run_job(stack, "afs-purge-query-logs")
-        left = {
-            row[0] for row in conn.execute("SELECT query_text FROM query_logs WHERE model_name = %s", (MARK,))
-        }
+        left = {row[0] for row in conn.execute("SELECT query_text FROM query_logs WHERE model_name = %s", (MARK,))}
         conn.execute("DELETE FROM query_logs WHERE model_name = %s", (MARK,))
     return left
 
@@ -95,12 +93,9 @@ def cleared(stack):
             ).fetchone()[0]
         run_job(stack, "afs-clear-stale-forks")
         for case, execution_id in rows.items():
-            fork_id = conn.execute(
-                "SELECT fork_id FROM agent_executions WHERE id = %s", (execution_id,)
-            ).fetchone()[0]
+            fork_id = conn.execute("SELECT fork_id FROM agent_executions WHERE id = %s", (execution_id,)).fetchone()[0]
             log = conn.execute(
-                "SELECT fork_id, execution_status, task_id FROM fork_cleanup_logs"
-                " WHERE agent_execution_id = %s",
+                "SELECT fork_id, execution_status, task_id FROM fork_cleanup_logs WHERE agent_execution_id = %s",
                 (execution_id,),
             ).fetchall()
             out[case] = (fork_id, log)

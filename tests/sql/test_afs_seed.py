@@ -48,8 +48,7 @@ def test_exact_volume(conn, table, rows):
 @pytest.mark.parametrize(("status", "orders", "percent"), STATUSES)
 def test_order_status_share(conn, status, orders, percent):
     count, share = conn.execute(
-        "SELECT count(*), round(100.0 * count(*) / (SELECT count(*) FROM orders), 1)"
-        " FROM orders WHERE status = %s",
+        "SELECT count(*), round(100.0 * count(*) / (SELECT count(*) FROM orders), 1) FROM orders WHERE status = %s",
         (status,),
     ).fetchone()
     assert (count, float(share)) == (orders, percent)
@@ -60,9 +59,7 @@ def test_no_other_order_status(conn):
 
 
 def test_totals_between_10_and_500_dollars(conn):
-    low, high, distinct = conn.execute(
-        "SELECT min(total), max(total), count(DISTINCT total) FROM orders"
-    ).fetchone()
+    low, high, distinct = conn.execute("SELECT min(total), max(total), count(DISTINCT total) FROM orders").fetchone()
     assert 10 <= low < 11 and 499 < high <= 500
     assert distinct > 5_000  # random amounts, not a handful of prices
 
@@ -89,8 +86,7 @@ def test_orders_follow_their_user(conn):
     assert (
         scalar(
             conn,
-            "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id"
-            " WHERE o.created_at < u.created_at",
+            "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE o.created_at < u.created_at",
         )
         == 0
     )
@@ -116,9 +112,7 @@ def test_payments_are_one_to_one_with_matching_amount_status_and_time(conn):
 
 def test_sequences_continue_after_the_seeded_ids(conn):
     for table in ("users", "orders", "payments"):
-        assert scalar(conn, f"SELECT last_value FROM {table}_id_seq") == scalar(
-            conn, f"SELECT max(id) FROM {table}"
-        )
+        assert scalar(conn, f"SELECT last_value FROM {table}_id_seq") == scalar(conn, f"SELECT max(id) FROM {table}")
 
 
 def fingerprint(conn, **kwargs) -> tuple[str, str, str]:

@@ -98,11 +98,7 @@ def two_scores(rank_a, rank_b) -> dict:
 
 
 def two(rank_a, rank_b) -> str:
-    text = (
-        lit(two_scores(rank_a, rank_b))
-        .replace('"{p_base}"', "{p_base}")
-        .replace('"{p_nobase}"', "{p_nobase}")
-    )
+    text = lit(two_scores(rank_a, rank_b)).replace('"{p_base}"', "{p_base}").replace('"{p_nobase}"', "{p_nobase}")
     return decision(text)
 
 
@@ -258,12 +254,8 @@ def ids(admin):
 
     for name in ("t1", "t2", "t3"):
         out[name] = insert(task(METADATA))
-    out["e1"] = insert(
-        "INSERT INTO agent_executions (task_id, agent_type) VALUES (%s, 'gemini-2.5-pro')", out["t1"]
-    )
-    out["e2"] = insert(
-        "INSERT INTO agent_executions (task_id, agent_type) VALUES (%s, 'gemini-2.0-flash')", out["t2"]
-    )
+    out["e1"] = insert("INSERT INTO agent_executions (task_id, agent_type) VALUES (%s, 'gemini-2.5-pro')", out["t1"])
+    out["e2"] = insert("INSERT INTO agent_executions (task_id, agent_type) VALUES (%s, 'gemini-2.0-flash')", out["t2"])
     for name, execution in (("p_nobase", "e1"), ("p_base", "e1"), ("p_other", "e2")):
         out[name] = insert(fill(proposal(), {"e1": out[execution]}))
     for name in ("p_base", "p_other"):
@@ -288,9 +280,7 @@ def count(conn, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-@pytest.mark.parametrize(
-    ("table", "sql", "sqlstate", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("table", "sql", "sqlstate", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_rejected_and_nothing_is_written(app, admin, ids, table, sql, sqlstate, fragment):
     before = count(admin, table)
     with pytest.raises(psycopg.Error) as caught:
@@ -301,18 +291,14 @@ def test_bad_input_is_rejected_and_nothing_is_written(app, admin, ids, table, sq
 
 
 def test_winner_update_without_baseline_is_rejected(app, admin, ids):
-    decision_id = admin.execute(
-        "SELECT id FROM consensus_decisions WHERE task_id = %s", (ids["t3"],)
-    ).fetchone()[0]
+    decision_id = admin.execute("SELECT id FROM consensus_decisions WHERE task_id = %s", (ids["t3"],)).fetchone()[0]
     # p_base belongs to t1, so moving the decision to t1 first is what the rule has to allow for that winner
     with pytest.raises(psycopg.Error, match="baseline"):
         app.execute(
             "UPDATE consensus_decisions SET task_id = %s, winning_proposal_id = %s WHERE id = %s",
             (ids["t1"], ids["p_nobase"], decision_id),
         )
-    row = admin.execute(
-        "SELECT task_id, winning_proposal_id FROM consensus_decisions WHERE id = %s", (decision_id,)
-    )
+    row = admin.execute("SELECT task_id, winning_proposal_id FROM consensus_decisions WHERE id = %s", (decision_id,))
     assert row.fetchone() == (ids["t3"], None)
 
 
@@ -320,11 +306,7 @@ def test_the_documents_examples_are_accepted(app, admin, ids):
     """Seed 003's JSON examples, weights that rely on defaults, and a winner with a baseline pass."""
     with app.transaction(force_rollback=True):
         app.execute(task({"scoring_weights": {"performance": 0.4, "storage": 0.3}}))
-        app.execute(
-            task(
-                {"scoring_weights": {"performance": 0.334, "storage": 0.333, "complexity": 0.333, "risk": 0}}
-            )
-        )
+        app.execute(task({"scoring_weights": {"performance": 0.334, "storage": 0.333, "complexity": 0.333, "risk": 0}}))
         app.execute(task({}))
         app.execute(fill(proposal(), ids))
         example = {

@@ -251,19 +251,12 @@ def test_index_exists(db, table, index):
 
 @pytest.mark.parametrize("index", PARTIAL_INDEXES)
 def test_partial_index_has_predicate(db, index):
-    assert (
-        db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,))
-        .fetchone()[0]
-        .count(" WHERE ")
-    )
+    assert db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0].count(" WHERE ")
 
 
 @pytest.mark.parametrize("index", GIN_INDEXES)
 def test_jsonb_index_is_gin(db, index):
-    assert (
-        "USING gin"
-        in db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
-    )
+    assert "USING gin" in db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("table", ["agents", "agent_sessions"])
@@ -308,13 +301,9 @@ def test_row_level_security_is_enabled_with_a_tenant_policy(db, table):
 
 
 def test_conversation_history_is_partitioned_monthly_by_pg_partman(db):
-    assert (
-        db.execute("SELECT relkind FROM pg_class WHERE oid = 'conversation_history'::regclass").fetchone()[0]
-        == "p"
-    )
+    assert db.execute("SELECT relkind FROM pg_class WHERE oid = 'conversation_history'::regclass").fetchone()[0] == "p"
     interval = db.execute(
-        "SELECT partition_interval FROM partman.part_config"
-        " WHERE parent_table = 'public.conversation_history'"
+        "SELECT partition_interval FROM partman.part_config WHERE parent_table = 'public.conversation_history'"
     ).fetchone()[0]
     assert interval in ("1 mon", "1 month")
     children = db.execute(
@@ -346,9 +335,7 @@ def test_schema_versions_records_the_migration(db):
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
 def test_trust_level_thresholds_cover_l0_to_l4(db, level):
-    assert db.execute(
-        "SELECT count(*) FROM trust_level_thresholds WHERE trust_level = %s", (level,)
-    ).fetchone()[0]
+    assert db.execute("SELECT count(*) FROM trust_level_thresholds WHERE trust_level = %s", (level,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("job", CRON_JOBS)

@@ -16,9 +16,7 @@ ROWS = {"agents": ("agent_id", "config"), "agent_sessions": ("session_id", "cont
 def _wait_until_blocked(admin, pid: int) -> None:
     """Poll until backend `pid` waits on a row lock; the bound only keeps a broken run from hanging."""
     for _ in range(1200):
-        if admin.execute(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()[0]:
+        if admin.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]:
             return
         threading.Event().wait(0.05)
     raise AssertionError(f"backend {pid} never waited on the row lock")
@@ -31,9 +29,7 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
         tenant = make_tenant(admin)
         row_id = tenant.agent_id if table == "agents" else tenant.session_id
         read_version = admin.execute(
-            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
-                sql.Identifier(table), sql.Identifier(key)
-            ),
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key)),
             (row_id,),
         ).fetchone()[0]
         update = sql.SQL("UPDATE {} SET {} = %s, version = %s WHERE {} = %s").format(
@@ -53,9 +49,7 @@ def test_the_second_of_two_concurrent_writers_gets_a_stale_version_error(stack, 
 
             def second_writer() -> None:
                 try:
-                    second.execute(
-                        update, (psycopg.types.json.Jsonb({"writer": "second"}), read_version + 1, row_id)
-                    )
+                    second.execute(update, (psycopg.types.json.Jsonb({"writer": "second"}), read_version + 1, row_id))
                     second.commit()
                     outcome["second"] = "committed"
                 except psycopg.Error as exc:

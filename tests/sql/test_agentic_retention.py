@@ -50,10 +50,7 @@ def test_conversation_history_moves_to_the_archive_then_is_deleted(stack, owner)
     ancient = add_message(conn, t.session_id, age=days(archive + 1))
     conn.execute("SELECT * FROM agentic_archive_conversation_history(%s, %s)", (active, archive))
     live = {
-        r[0]
-        for r in conn.execute(
-            "SELECT message_id FROM conversation_history WHERE session_id = %s", (t.session_id,)
-        )
+        r[0] for r in conn.execute("SELECT message_id FROM conversation_history WHERE session_id = %s", (t.session_id,))
     }
     archived = {
         r[0]
@@ -75,16 +72,11 @@ def test_decisions_move_to_the_archive_then_are_deleted(stack, owner):
     ancient = add_decision(conn, t.session_id, age=days(archive + 1))
     conn.execute("SELECT * FROM agentic_archive_decisions(%s, %s)", (active, archive))
     live = {
-        r[0]
-        for r in conn.execute(
-            "SELECT decision_id FROM agent_decisions WHERE session_id = %s", (t.session_id,)
-        )
+        r[0] for r in conn.execute("SELECT decision_id FROM agent_decisions WHERE session_id = %s", (t.session_id,))
     }
     archived = {
         r[0]
-        for r in conn.execute(
-            "SELECT decision_id FROM agent_decisions_archive WHERE session_id = %s", (t.session_id,)
-        )
+        for r in conn.execute("SELECT decision_id FROM agent_decisions_archive WHERE session_id = %s", (t.session_id,))
     }
     assert live == {fresh}
     assert archived == {old}
@@ -106,8 +98,7 @@ def test_audit_log_is_kept_for_the_retention_period_then_purged(stack, owner):
     actions = [
         r[0]
         for r in conn.execute(
-            "SELECT action_type FROM agent_audit_log"
-            " WHERE session_id = %s AND action_type LIKE 'retention-%%'",
+            "SELECT action_type FROM agent_audit_log WHERE session_id = %s AND action_type LIKE 'retention-%%'",
             (t.session_id,),
         )
     ]
@@ -185,8 +176,7 @@ def test_partition_maintenance_keeps_children_out_of_reach_of_the_app(stack, own
     children = conn.execute("SELECT agentic_run_partition_maintenance()").fetchone()[0]
     assert children >= 2
     child = conn.execute(
-        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'conversation_history'::regclass"
-        " LIMIT 1"
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'conversation_history'::regclass LIMIT 1"
     ).fetchone()[0]
     with connect(stack, role="app") as app, pytest.raises(psycopg.Error) as info:
         app.execute(f"SELECT count(*) FROM {child}")

@@ -36,8 +36,7 @@ def tenants(stack):
             add_decision(admin, t.session_id)
             add_message(admin, t.session_id)
             admin.execute(
-                "INSERT INTO trust_metrics (session_id, metric_type, metric_value)"
-                " VALUES (%s, 'accuracy', 90)",
+                "INSERT INTO trust_metrics (session_id, metric_type, metric_value) VALUES (%s, 'accuracy', 90)",
                 (t.session_id,),
             )
             admin.execute(
@@ -82,20 +81,14 @@ def _key(t, column):
 def test_a_tenant_sees_its_own_rows(app, tenants, table, column):
     a, _ = tenants
     with as_tenant(app, a.user_id):
-        assert (
-            app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(a, column),)).fetchone()[0]
-            >= 1
-        )
+        assert app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(a, column),)).fetchone()[0] >= 1
 
 
 @pytest.mark.parametrize(("table", "column"), TENANT_TABLES)
 def test_a_cross_tenant_read_returns_nothing(app, tenants, table, column):
     a, b = tenants
     with as_tenant(app, a.user_id):
-        assert (
-            app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(b, column),)).fetchone()[0]
-            == 0
-        )
+        assert app.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (_key(b, column),)).fetchone()[0] == 0
 
 
 @pytest.mark.parametrize(("table", "column"), TENANT_TABLES)
@@ -146,10 +139,7 @@ def test_a_tenant_cannot_change_another_tenants_rows(stack, app, tenants, statem
     with as_tenant(app, a.user_id):
         assert app.execute(statement, {"b": b.session_id}).rowcount == 0
     with connect(stack) as admin:
-        assert (
-            admin.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (b.session_id,)).fetchone()[0]
-            >= 1
-        )
+        assert admin.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (b.session_id,)).fetchone()[0] >= 1
 
 
 def test_the_readonly_role_reads_every_tenant(stack, tenants):

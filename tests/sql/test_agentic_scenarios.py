@@ -27,16 +27,12 @@ def test_trust_rises_after_five_successful_decisions(stack):
     with connect(stack, role="app", via="pgbouncer", autocommit=False) as app, app.transaction():
         app.execute("SELECT set_config('app.current_user_id', %s, true)", (str(t.user_id),))
         assert (
-            app.execute(
-                "SELECT trust_level FROM agent_sessions WHERE session_id = %s", (t.session_id,)
-            ).fetchone()[0]
+            app.execute("SELECT trust_level FROM agent_sessions WHERE session_id = %s", (t.session_id,)).fetchone()[0]
             == 0
         )
         for n in range(1, 5):
             add_decision(app, t.session_id, "approved")
-            assert (
-                app.execute("SELECT agentic_evaluate_trust_level(%s)", (t.session_id,)).fetchone()[0] == 0
-            ), n
+            assert app.execute("SELECT agentic_evaluate_trust_level(%s)", (t.session_id,)).fetchone()[0] == 0, n
         add_decision(app, t.session_id, "approved")
         assert app.execute("SELECT agentic_evaluate_trust_level(%s)", (t.session_id,)).fetchone()[0] == 1
         level, version = app.execute(
@@ -78,8 +74,7 @@ def test_trust_rises_one_level_per_evaluation(stack):
         for _ in range(20):
             add_decision(admin, t.session_id, "approved")
         levels = [
-            admin.execute("SELECT agentic_evaluate_trust_level(%s)", (t.session_id,)).fetchone()[0]
-            for _ in range(3)
+            admin.execute("SELECT agentic_evaluate_trust_level(%s)", (t.session_id,)).fetchone()[0] for _ in range(3)
         ]
         assert levels == [1, 2, 2]
 
@@ -112,12 +107,11 @@ def test_recent_messages_over_a_10000_message_history_use_an_index(stack):
         scans = [
             n
             for n in _plan_nodes(plan)
-            if n["Node Type"].endswith("Scan")
-            and n.get("Relation Name", "").startswith("conversation_history")
+            if n["Node Type"].endswith("Scan") and n.get("Relation Name", "").startswith("conversation_history")
         ]
         assert scans, json.dumps(plan, indent=1)
-        assert all(n["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan") for n in scans), (
-            json.dumps(plan, indent=1)
+        assert all(n["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan") for n in scans), json.dumps(
+            plan, indent=1
         )
         started = time.perf_counter()
         rows = app.execute(RECENT_MESSAGES, (t.session_id,)).fetchall()
@@ -166,20 +160,14 @@ def test_using_an_expired_session_gives_a_clear_error(stack, table, statement):
             app.execute(statement, (t.session_id,))
         assert info.value.sqlstate == "55000"
         assert f"{table}.session_id: session {t.session_id} expired at" in str(info.value)
-        assert (
-            admin.execute(f"SELECT count(*) FROM {table} WHERE session_id = %s", (t.session_id,)).fetchone()[
-                0
-            ]
-            == 0
-        )
+        assert admin.execute(f"SELECT count(*) FROM {table} WHERE session_id = %s", (t.session_id,)).fetchone()[0] == 0
 
 
 def test_a_completed_session_gets_its_end_time_and_accepts_no_new_messages(stack):
     with connect(stack) as admin:
         t = make_tenant(admin, expires_in=timedelta(hours=1))
         admin.execute(
-            "UPDATE agent_sessions SET session_state = 'completed', version = version + 1"
-            " WHERE session_id = %s",
+            "UPDATE agent_sessions SET session_state = 'completed', version = version + 1 WHERE session_id = %s",
             (t.session_id,),
         )
         assert admin.execute(

@@ -35,9 +35,7 @@ def connect(stack, role: str = "admin", via: str = "postgres", autocommit: bool 
 def make_tenant(conn: psycopg.Connection, *, expires_in: timedelta = timedelta(days=1)) -> Tenant:
     """Insert a user, an agent and an active session as the superuser (RLS does not apply)."""
     user_id, agent_id, session_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    conn.execute(
-        "INSERT INTO users (user_id, email) VALUES (%s, %s)", (user_id, f"{user_id}@tests.agentdb.invalid")
-    )
+    conn.execute("INSERT INTO users (user_id, email) VALUES (%s, %s)", (user_id, f"{user_id}@tests.agentdb.invalid"))
     conn.execute(
         "INSERT INTO agents (agent_id, name, persona_type, capabilities) VALUES (%s, 'tester', 'qa', %s)",
         (agent_id, Jsonb(["review", "test"])),

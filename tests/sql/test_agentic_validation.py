@@ -193,9 +193,7 @@ def test_a_stale_version_is_rejected(stack, admin, tenant, table):
     with connect(stack, role="app") as app:
         app.execute("SELECT set_config('app.current_user_id', %s, false)", (str(tenant.user_id),))
         read = app.execute(
-            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
-                sql.Identifier(table), sql.Identifier(key)
-            ),
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key)),
             (row_id,),
         ).fetchone()[0]
         update = (
@@ -216,9 +214,7 @@ def test_a_stale_version_is_rejected(stack, admin, tenant, table):
     assert (
         count(
             admin,
-            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(
-                sql.Identifier(table), sql.Identifier(key)
-            ),
+            sql.SQL("SELECT version FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key)),
             (row_id,),
         )
         == read + 1
@@ -266,17 +262,14 @@ def test_any_edit_to_the_audit_log_is_rejected(admin, tenant, role, statement, s
             admin.execute(statement)
         assert info.value.sqlstate == sqlstate, info.value
         assert names in str(info.value)
-    after = admin.execute(
-        "SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log"
-    ).fetchone()
+    after = admin.execute("SELECT count(*), count(*) FILTER (WHERE risk_level = 'low') FROM agent_audit_log").fetchone()
     assert after == before
 
 
 def test_every_decision_is_audited(admin, tenant):
     decision_id = add_decision(admin, tenant.session_id)
     row = admin.execute(
-        "SELECT action_type, user_id, session_id FROM agent_audit_log"
-        " WHERE action_details ->> 'decision_id' = %s",
+        "SELECT action_type, user_id, session_id FROM agent_audit_log WHERE action_details ->> 'decision_id' = %s",
         (str(decision_id),),
     ).fetchone()
     assert row == ("decision", tenant.user_id, tenant.session_id)

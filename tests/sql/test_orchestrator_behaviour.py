@@ -36,9 +36,9 @@ def agent(conn, **cols) -> uuid.UUID:
     cols = {"agent_id": f"t-{uuid.uuid4()}", "name": "Test agent", "type": "worker", **cols}
     names = ", ".join(cols)
     marks = ", ".join(["%s"] * len(cols))
-    return conn.execute(
-        f"INSERT INTO agents ({names}) VALUES ({marks}) RETURNING id", list(cols.values())
-    ).fetchone()[0]
+    return conn.execute(f"INSERT INTO agents ({names}) VALUES ({marks}) RETURNING id", list(cols.values())).fetchone()[
+        0
+    ]
 
 
 def month_start(offset: int) -> datetime:
@@ -56,10 +56,7 @@ def insert_history_row(conn, table: str, at: datetime) -> str:
         sql = "INSERT INTO task_history (task_id, event_type, created_at) VALUES (%s, 'probe', %s)"
         args = (t, at)
     elif table == "point_transactions":
-        sql = (
-            "INSERT INTO point_transactions (agent_id, category, base_points, created_at)"
-            " VALUES (%s, 'probe', 1, %s)"
-        )
+        sql = "INSERT INTO point_transactions (agent_id, category, base_points, created_at) VALUES (%s, 'probe', 1, %s)"
         args = (a, at)
     elif table == "reputation_history":
         sql = (
@@ -152,23 +149,19 @@ def test_task_completion_updates_agent_stats_exactly(conn):
 # ---------------------------------------------------------------------------------------------- points
 def test_points_move_total_and_tier(conn):
     a = agent(conn)
-    conn.execute(
-        "INSERT INTO point_transactions (agent_id, category, base_points) VALUES (%s, 'task', 100)", (a,)
-    )
+    conn.execute("INSERT INTO point_transactions (agent_id, category, base_points) VALUES (%s, 'task', 100)", (a,))
     assert conn.execute("SELECT total_points, current_tier FROM agents WHERE id = %s", (a,)).fetchone() == (
         100,
         "bronze",
     )
-    conn.execute(
-        "INSERT INTO point_transactions (agent_id, category, base_points) VALUES (%s, 'task', 1000)", (a,)
-    )
+    conn.execute("INSERT INTO point_transactions (agent_id, category, base_points) VALUES (%s, 'task', 1000)", (a,))
     assert conn.execute("SELECT total_points, current_tier FROM agents WHERE id = %s", (a,)).fetchone() == (
         1100,
         "silver",
     )
-    assert conn.execute(
-        "SELECT old_tier, new_tier FROM tier_history WHERE agent_id = %s", (a,)
-    ).fetchall() == [("bronze", "silver")]
+    assert conn.execute("SELECT old_tier, new_tier FROM tier_history WHERE agent_id = %s", (a,)).fetchall() == [
+        ("bronze", "silver")
+    ]
     # silver multiplies by 1.10; the streak is still on its first day.
     final = conn.execute(
         "INSERT INTO point_transactions (agent_id, category, base_points) VALUES (%s, 'task', 100)"
@@ -183,13 +176,13 @@ def test_streak_raises_the_multiplier(conn):
     day = datetime(2026, 11, 1, 12, tzinfo=UTC)
     for d in range(3):
         conn.execute(
-            "INSERT INTO point_transactions (agent_id, category, base_points, created_at) "
-            "VALUES (%s, 'task', 100, %s)",
+            "INSERT INTO point_transactions (agent_id, category, base_points, created_at) VALUES (%s, 'task', 100, %s)",
             (a, day + timedelta(days=d)),
         )
-    assert conn.execute(
-        "SELECT current_count, longest_count FROM streaks WHERE agent_id = %s", (a,)
-    ).fetchone() == (3, 3)
+    assert conn.execute("SELECT current_count, longest_count FROM streaks WHERE agent_id = %s", (a,)).fetchone() == (
+        3,
+        3,
+    )
     # bronze 1.00 * (1 + 0.05 * 2) on the third consecutive day
     assert conn.execute(
         "SELECT multiplier FROM point_transactions WHERE agent_id = %s ORDER BY created_at DESC LIMIT 1", (a,)
@@ -212,19 +205,14 @@ def test_elo_on_a_hand_computed_example(conn, winner, expected):
     # a wins: a + 32 * 0.2403 = 1207.69 -> 1208, b - 7.69 -> 992.
     # b wins: b + 32 * 0.7597 = 1024.31 -> 1024, a - 24.31 -> 1176.
     assert (
-        conn.execute(
-            "SELECT setting_value FROM system_settings WHERE setting_key = 'elo_k_factor'"
-        ).fetchone()[0]
-        == 32
+        conn.execute("SELECT setting_value FROM system_settings WHERE setting_key = 'elo_k_factor'").fetchone()[0] == 32
     )
     a, b = agent(conn, elo_rating=1200), agent(conn, elo_rating=1000)
     bid = battle(conn, [a, b])
     conn.execute("SELECT record_battle_result(%s, %s, %s)", (bid, a, 10 if winner == "a" else 5))
     conn.execute("SELECT record_battle_result(%s, %s, %s)", (bid, b, 10 if winner == "b" else 5))
     conn.execute("UPDATE battles SET status = 'completed' WHERE id = %s", (bid,))
-    got = tuple(
-        conn.execute("SELECT elo_rating FROM agents WHERE id = %s", (x,)).fetchone()[0] for x in (a, b)
-    )
+    got = tuple(conn.execute("SELECT elo_rating FROM agents WHERE id = %s", (x,)).fetchone()[0] for x in (a, b))
     assert got == expected
     history = conn.execute(
         "SELECT agent_id, old_rating, new_rating, change FROM elo_history WHERE battle_id = %s", (bid,)
@@ -281,29 +269,19 @@ def test_eigentrust_matches_numpy_power_iteration(conn):
     conn.execute("SELECT compute_eigentrust(0.15, 1e-12, 1000)")
     expected = eigentrust_numpy(5, edges, [0, 3], 0.15, 1e-12, 1000)
     got = [
-        float(
-            conn.execute(
-                "SELECT eigentrust_score FROM global_trust_scores WHERE agent_id = %s", (i,)
-            ).fetchone()[0]
-        )
+        float(conn.execute("SELECT eigentrust_score FROM global_trust_scores WHERE agent_id = %s", (i,)).fetchone()[0])
         for i in ids
     ]
     assert got == pytest.approx(list(expected), abs=1e-9)
     assert math.isclose(sum(got), 1.0, abs_tol=1e-8)
-    assert (
-        conn.execute("SELECT count(*) FROM reputation_history WHERE agent_id = ANY(%s)", (ids,)).fetchone()[0]
-        == 5
-    )
-    assert conn.execute("SELECT converged FROM eigentrust_runs ORDER BY finished_at DESC LIMIT 1").fetchone()[
-        0
-    ]
+    assert conn.execute("SELECT count(*) FROM reputation_history WHERE agent_id = ANY(%s)", (ids,)).fetchone()[0] == 5
+    assert conn.execute("SELECT converged FROM eigentrust_runs ORDER BY finished_at DESC LIMIT 1").fetchone()[0]
 
 
 # ---------------------------------------------------------------------------------------------- voting
 def session(conn, algorithm, options=("a", "b", "c"), **cols):
     return conn.execute(
-        "INSERT INTO voting_sessions (session_id, topic, algorithm, options) VALUES (%s, 't', %s,"
-        " %s) RETURNING id",
+        "INSERT INTO voting_sessions (session_id, topic, algorithm, options) VALUES (%s, 't', %s, %s) RETURNING id",
         (f"v-{uuid.uuid4()}", algorithm, Jsonb(list(options))),
     ).fetchone()[0]
 

@@ -361,8 +361,7 @@ def test_table_is_range_partitioned_on_created_at(conn, table):
 @pytest.mark.parametrize("table", PARTITIONED)
 def test_table_is_managed_by_pg_partman(conn, table):
     row = conn.execute(
-        "SELECT partition_interval, premake, retention_keep_table FROM partman.part_config WHERE"
-        " parent_table = %s",
+        "SELECT partition_interval, premake, retention_keep_table FROM partman.part_config WHERE parent_table = %s",
         (f"public.{table}",),
     ).fetchone()
     assert row is not None and row[1] >= 2 and row[2] is True
@@ -389,17 +388,12 @@ def test_view_exists(conn, view):
 
 @pytest.mark.parametrize("index", INDEXES)
 def test_index_exists(conn, index):
-    assert (
-        one(conn, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = %s", index)
-        == 1
-    )
+    assert one(conn, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = %s", index) == 1
 
 
 @pytest.mark.parametrize("index", PARTIAL_INDEXES)
 def test_index_is_partial_on_live_rows(conn, index):
-    assert "WHERE (deleted_at IS NULL)" in one(
-        conn, "SELECT indexdef FROM pg_indexes WHERE indexname = %s", index
-    )
+    assert "WHERE (deleted_at IS NULL)" in one(conn, "SELECT indexdef FROM pg_indexes WHERE indexname = %s", index)
 
 
 @pytest.mark.parametrize(("table", "trigger"), TRIGGERS)
@@ -407,8 +401,7 @@ def test_trigger_exists(conn, table, trigger):
     assert (
         one(
             conn,
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s "
-            "AND NOT tgisinternal",
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s AND NOT tgisinternal",
             table,
             trigger,
         )
@@ -477,9 +470,7 @@ def test_violations_have_row_level_security(conn):
 @pytest.mark.parametrize("job", CRON_JOBS)
 def test_cron_job_scheduled_as_owner(stack, job):
     with psycopg.connect(stack.dsn(None), autocommit=True) as c:
-        row = c.execute(
-            "SELECT database, username, command FROM cron.job WHERE jobname = %s", (job,)
-        ).fetchone()
+        row = c.execute("SELECT database, username, command FROM cron.job WHERE jobname = %s", (job,)).fetchone()
     assert row is not None, job
     assert row[:2] == ("ai_agent_orchestrator", "ai_agent_owner")
 
@@ -497,9 +488,7 @@ def test_document_query_runs_verbatim(conn, query):
 
 def test_document_slow_query_logging_statement_runs(conn):
     try:
-        conn.execute(
-            "ALTER DATABASE ai_agent_orchestrator\n  SET log_min_duration_statement = 1000; -- 1 second"
-        )
+        conn.execute("ALTER DATABASE ai_agent_orchestrator\n  SET log_min_duration_statement = 1000; -- 1 second")
     finally:
         conn.execute("ALTER DATABASE ai_agent_orchestrator RESET log_min_duration_statement")
 

@@ -197,9 +197,7 @@ MEMORY_KEYS = [
 
 
 def _machine(**changes: object) -> Machine:
-    fields: dict[str, object] = dict(
-        memory_mb=8192, cpus=4, storage="ssd", workload="oltp", max_connections=200
-    )
+    fields: dict[str, object] = dict(memory_mb=8192, cpus=4, storage="ssd", workload="oltp", max_connections=200)
     fields.update(changes)
     return Machine(**fields)  # type: ignore[arg-type]
 
@@ -216,9 +214,7 @@ def test_matches_pgtune(machine: Machine, param: str, expected: str) -> None:
     assert tune(machine, cron_workers=CRON_WORKERS).get(param) == expected
 
 
-@pytest.mark.parametrize(
-    ("machine", "expected"), [pytest.param(m, e, id=case_id) for case_id, m, e in PGTUNE_CASES]
-)
+@pytest.mark.parametrize(("machine", "expected"), [pytest.param(m, e, id=case_id) for case_id, m, e in PGTUNE_CASES])
 def test_parallel_keys_exactly_as_pgtune(machine: Machine, expected: dict[str, str]) -> None:
     params = tune(machine, cron_workers=CRON_WORKERS)
     assert [k for k in PARALLEL_KEYS if k in params] == [k for k in PARALLEL_KEYS if k in expected]
