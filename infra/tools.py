@@ -32,7 +32,6 @@ POSTGRES_SHARE = Path("/usr/share/postgresql")
 # Only source lines for trixie: a binary `deb` line would let apt upgrade bookworm packages to trixie.
 TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/agentdb-trixie-src.sources")
 HOST_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 APT_LISTS = Path("/var/lib/apt/lists")
 BUILD_PACKAGES = ["build-essential", "pkg-config", "dpkg-dev", "libevent-dev", "libssl-dev", "libc-ares-dev"]
 
@@ -297,7 +296,10 @@ def host_mirror() -> str:
             for uri in uris:
                 if "security" not in uri and uri.rstrip("/").endswith("/debian"):
                     return uri.rstrip("/")
-    return DEFAULT_MIRROR
+    raise ToolError(
+        "cannot find the Debian mirror in the host's apt sources (" + ", ".join(map(str, HOST_SOURCES)) + "); "
+        "install PgBouncer 1.21 or newer yourself, or add a Debian source"
+    )
 
 
 def trixie_sources_text(mirror: str) -> str:

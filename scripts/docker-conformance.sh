@@ -44,7 +44,7 @@ trap stop_dockerd EXIT
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     say "making $BASE with debootstrap --variant=minbase $SUITE"
     rm -rf "$WORK/rootfs"
-    debootstrap --variant=minbase "$SUITE" "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase "$SUITE" "$WORK/rootfs" >"$WORK/debootstrap.log" 2>&1 \
         || { tail -20 "$WORK/debootstrap.log"; exit 1; }
     tar -C "$WORK/rootfs" -c . | docker import - "$BASE" >/dev/null
     rm -rf "$WORK/rootfs"
