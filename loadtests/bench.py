@@ -61,6 +61,20 @@ agentic recent messages (seed 004's Gherkin scenario: 50 most recent of a 10,000
 as the app role through RLS; `tests/sql/test_agentic_scenarios.py`): 5.55 ms at the client, 4.5 ms
 server execution, plan: Index Scan on `idx_conversation_history_session_id_created_at`. Target
 < 100 ms: met.
+
+Docker conformance run (`make test-docker` = `scripts/docker-conformance.sh`), 2026-11-23, same
+machine kind: dockerd with the vfs driver, `debian:trixie-slim` made with debootstrap, every image
+built from `docker/`, the containers the Pulumi program declares (read under mocks), then
+`tests/docker` (50 tests, PostgreSQL 17 with pgvector 0.8 and pg_partman 5.2).
+
+| step | cold run (s) |
+|---|---|
+| dockerd + debootstrap base image | 97 |
+| image builds (postgres 79, python 64, pgbouncer 57, the rest 17-32 each) | 313 |
+| containers up, schema applied | ~80 |
+| tests | ~20 |
+| teardown | 126 |
+| **total** | **650** (297 with the images cached) |
 """
 
 
