@@ -120,7 +120,6 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(app, ro))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
-        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA partman TO {}").format(ro))
         defaults = [
             "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
@@ -159,23 +158,6 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")
 
 
-def grant_monitoring(conn: psycopg.Connection) -> None:
-    """The monitoring role may see which rows are past their TTL (expires_at), not the data itself."""
-    with conn.transaction():
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(sec.MONITOR_ROLE)))
-        tables = conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'expires_at' AND NOT a.attisdropped"
-            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
-        ).fetchall()
-        for (table,) in tables:
-            conn.execute(
-                sql.SQL("GRANT SELECT (expires_at) ON public.{} TO {}").format(
-                    sql.Identifier(table), sql.Identifier(sec.MONITOR_ROLE)
-                )
-            )
-
-
 def apply(target: Target, progress: Callable[[str], None] = print) -> None:
     """Everything after health: cluster roles, each database's baseline, migrations, cron jobs."""
     secrets = target.secrets()
@@ -185,5 +167,3 @@ def apply(target: Target, progress: Callable[[str], None] = print) -> None:
         with psycopg.connect(target.dsn(db)) as conn:
             apply_database(conn, db)
         migrate_and_schedule(target, db, progress)
-        with psycopg.connect(target.dsn(db)) as conn:
-            grant_monitoring(conn)

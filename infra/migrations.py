@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from infra import credentials
 from infra.databases import DATABASES, REPO_ROOT, Database
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
@@ -62,11 +63,27 @@ def _owner_transaction(dsn: str, key: str) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
-def _protect_version_table(conn: sa.Connection, key: str) -> None:
-    """The owner's default privileges would let the app role write alembic_version; only the owner may."""
+def _after_run(conn: sa.Connection, key: str) -> None:
+    """Privileges every run leaves in place, whatever revision it reached (as the owner, same transaction).
+
+    - The owner's default privileges would let the app role write alembic_version; only the owner may.
+    - The monitoring role may see which rows are past their TTL (expires_at), not the data itself.
+    """
     db = _database(key)
     if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is not None:
         conn.exec_driver_sql(f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM "{db.app_role}"')
+    monitor = credentials.MONITOR_ROLE
+    if conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (monitor,)).scalar() is None:
+        return
+    conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA public TO "{monitor}"')
+    tables = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'expires_at' AND NOT a.attisdropped"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        " AND pg_get_userbyid(c.relowner) = current_user"
+    ).scalars()
+    for table in list(tables):
+        conn.exec_driver_sql(f'GRANT SELECT (expires_at) ON public."{table}" TO "{monitor}"')
 
 
 def _run(dsn: str, key: str, action: str, target: str) -> None:
@@ -75,7 +92,7 @@ def _run(dsn: str, key: str, action: str, target: str) -> None:
         with _owner_transaction(dsn, key) as conn:
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, target)
-            _protect_version_table(conn, key)
+            _after_run(conn, key)
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -124,6 +125,9 @@ def config_of(stack_file: Path) -> dict[str, str]:
 def deploy(stack: str, stack_file: Path | None = None, extra_config: dict[str, str] | None = None) -> Deployment:
     """Run infra/__main__.py for `stack` under mocks (as a preview would) and return what it registered."""
     path = stack_file or REPO / f"Pulumi.{stack}.yaml"
+    # pulumi.runtime.test runs on asyncio's current loop; an earlier asyncio.run() (asyncpg tests)
+    # leaves none set in the main thread, so give it a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     deployment = Deployment(stack, settings=load(stack, path=path))
     monitor = RecordingMonitor(deployment)
     pulumi.runtime.set_mocks(Mocks(), project="agentdb", stack=stack, preview=False, monitor=monitor)
