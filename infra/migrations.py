@@ -21,6 +21,7 @@ from infra.databases import DATABASES, REPO_ROOT, Database
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 LOCK_TIMEOUT = "10s"
+REFRESH_LOG = "agentdb_mv_refresh"  # (matview, refreshed_at): read by the matview-age exporter query
 
 
 class MigrationError(RuntimeError):
@@ -67,7 +68,8 @@ def _after_run(conn: sa.Connection, key: str) -> None:
     """Privileges every run leaves in place, whatever revision it reached (as the owner, same transaction).
 
     - The owner's default privileges would let the app role write alembic_version; only the owner may.
-    - The monitoring role may see which rows are past their TTL (expires_at), not the data itself.
+    - The monitoring role may see which rows are past their TTL (expires_at), not the data itself,
+      and when each materialized view was last refreshed (the refresh log, where a schema keeps one).
     """
     db = _database(key)
     if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is not None:
@@ -84,6 +86,8 @@ def _after_run(conn: sa.Connection, key: str) -> None:
     ).scalars()
     for table in list(tables):
         conn.exec_driver_sql(f'GRANT SELECT (expires_at) ON public."{table}" TO "{monitor}"')
+    if conn.exec_driver_sql(f"SELECT to_regclass('public.{REFRESH_LOG}')").scalar() is not None:
+        conn.exec_driver_sql(f'GRANT SELECT ON public."{REFRESH_LOG}" TO "{monitor}"')
 
 
 def _run(dsn: str, key: str, action: str, target: str) -> None:
