@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import yaml
 
 from infra.runner import LocalStack
 from infra.settings import Settings, load
+from loadtests.stack import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 # Every program the local runner supervises, and those of them that listen on a port.
@@ -38,20 +40,6 @@ SERVICES = [
 ]
 LISTENING = [name for name in SERVICES if name != "backup_scheduler"]
 AGENTDB = [sys.executable, "-m", "infra.cli"]
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now (held open together so they are distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def make_state_dir(prefix: str) -> Path:
@@ -121,7 +109,7 @@ class TestStack:
         result = agentdb(
             verb,
             "--stack",
-            "test",
+            self.local.name,
             "--stack-file",
             str(self.stack_file),
             "--state-dir",
@@ -133,28 +121,24 @@ class TestStack:
         return result
 
 
-@pytest.fixture(scope="session")
-def stack() -> TestStack:
-    state = make_state_dir("agentdb-test-")
-    stack_file = write_stack_file(state, "test")
-    local = LocalStack("test", load("test", path=stack_file), state / "state")
-    ts = TestStack(local, stack_file, "")
+@contextmanager
+def dedicated_stack(prefix: str, overrides: dict | None = None, name: str = "test") -> Iterator[TestStack]:
+    """A stack of its own (free ports, temporary state), up for the block and destroyed after it."""
+    state = make_state_dir(prefix)
+    stack_file = write_stack_file(state, name, overrides)
+    ts = TestStack(LocalStack(name, load(name, path=stack_file), state / "state"), stack_file, "")
     try:
-        result = ts.cli("up")
-        ts.up_output = result.stdout
+        ts.up_output = ts.cli("up").stdout
         yield ts
     finally:
-        agentdb(
-            "destroy",
-            "--stack",
-            "test",
-            "--stack-file",
-            str(stack_file),
-            "--state-dir",
-            str(state / "state"),
-            check=False,
-        )
+        ts.cli("destroy", check=False)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[TestStack]:
+    with dedicated_stack("agentdb-test-") as ts:
+        yield ts
 
 
 def pytest_collection_modifyitems(config, items):

@@ -8,13 +8,11 @@ docs/reliability.md quotes.
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Iterator
 
 import pytest
 
-from infra.runner import LocalStack
-from infra.settings import load
-from tests.conftest import REPO, TestStack, agentdb, make_state_dir, write_stack_file
+from tests.conftest import REPO, TestStack, dedicated_stack
 
 REPORT = REPO / "reports" / "faults.json"
 # The failing cron job is scheduled when the stack comes up: pg_cron 1.4 runs at most once a minute.
@@ -22,31 +20,14 @@ FAILING_JOB = "qlearning-fault-injected"
 
 
 @pytest.fixture(scope="package")
-def fstack() -> TestStack:
-    state = make_state_dir("agentdb-faults-")
-    stack_file = write_stack_file(state, "faults", {"agentdb:redisPersistence": "aof"})
-    local = LocalStack("faults", load("faults", path=stack_file), state / "state")
-    ts = TestStack(local, stack_file, "")
-    try:
-        ts.up_output = ts.cli("up").stdout
+def fstack() -> Iterator[TestStack]:
+    with dedicated_stack("agentdb-faults-", {"agentdb:redisPersistence": "aof"}, name="faults") as ts:
         ts.psql(
             None,
             f"SELECT cron.schedule_in_database('{FAILING_JOB}', '* * * * *', 'SELECT 1 / 0',"
             " 'qlearning_db', 'qlearning_owner', true)",
         )
         yield ts
-    finally:
-        agentdb(
-            "destroy",
-            "--stack",
-            "faults",
-            "--stack-file",
-            str(stack_file),
-            "--state-dir",
-            str(state / "state"),
-            check=False,
-        )
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,7 @@ import psycopg
 import pytest
 
 from infra.settings import load
-
-from .conftest import dedicated_stack
+from tests.conftest import dedicated_stack
 
 KEY = "qlearning"
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import dedicated_stack
+from tests.conftest import dedicated_stack
 
 
 @pytest.fixture(scope="module")
