@@ -67,3 +67,16 @@ def test_migrate_rejects_an_unknown_database(stack):
     result = stack.cli("migrate", "--db", "nosuch", check=False)
     assert result.returncode == 2
     assert "unknown database 'nosuch'" in result.stderr
+
+
+def test_migrate_down_and_up_through_the_cli(stack):
+    from infra import migrations
+
+    head = migrations.heads("afs")[0]
+    previous = f"{int(head) - 1:04d}"
+    down = stack.cli("migrate", "--db", "afs", "--down", previous)
+    assert f"afs: {head} -> {previous}" in down.stdout
+    assert migrations.current(stack.dsn("afs"), "afs") == previous
+    up = stack.cli("migrate", "--db", "afs")
+    assert f"afs: {previous} -> {head}" in up.stdout
+    assert migrations.current(stack.dsn("afs"), "afs") == head
