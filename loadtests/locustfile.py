@@ -85,8 +85,17 @@ SELECT %(agent)s, t.trajectory_id, r.state_hash, r.action_hash, r.reward,
 """
 
 
-def _pick_agent_type(types: list[str]) -> str:
-    return types[next(_agent_numbers) % len(types)]
+def _agent_and_pairs(conn, limit: int) -> tuple[str, list[tuple[str, str]]]:
+    """This simulated agent's type (round robin over the registry) and up to `limit` of its (state, action) pairs."""
+    types = [r[0] for r in conn.execute("SELECT agent_type FROM agent_types ORDER BY agent_type")]
+    agent_type = types[next(_agent_numbers) % len(types)]
+    pairs = conn.execute(
+        "SELECT state_hash, action_hash FROM q_values WHERE agent_type = %s ORDER BY random() LIMIT %s",
+        (agent_type, limit),
+    ).fetchall()
+    if not pairs:
+        raise RuntimeError("qlearning_db has no q_values: run `agentdb seed --db qlearning --volume 30d`")
+    return agent_type, pairs
 
 
 class QLearningAgent(PostgresUser):
@@ -98,14 +107,7 @@ class QLearningAgent(PostgresUser):
 
     def on_start(self) -> None:
         super().on_start()
-        conn = self.pg.conn
-        self.agent_type = _pick_agent_type([r[0] for r in conn.execute("SELECT agent_type FROM agent_types")])
-        self.pairs = conn.execute(
-            "SELECT state_hash, action_hash FROM q_values WHERE agent_type = %s ORDER BY random() LIMIT 500",
-            (self.agent_type,),
-        ).fetchall()
-        if not self.pairs:
-            raise RuntimeError("qlearning_db has no q_values: run `agentdb seed --db qlearning --volume 30d`")
+        self.agent_type, self.pairs = _agent_and_pairs(self.pg.conn, 500)
 
     def _trajectory(self) -> dict:
         steps = random.sample(self.pairs, min(10, len(self.pairs)))
@@ -195,14 +197,9 @@ class HotCacheAgent(RedisUser, PostgresUser):
 
     def on_start(self) -> None:
         super().on_start()
-        conn = self.pg.conn
-        self.agent_type = _pick_agent_type([r[0] for r in conn.execute("SELECT agent_type FROM agent_types")])
         # A small hot set, as a hot cache serves: 50 states of this agent type.
-        self.pairs = conn.execute(
-            "SELECT state_hash, action_hash FROM q_values WHERE agent_type = %s ORDER BY random() LIMIT 50",
-            (self.agent_type,),
-        ).fetchall()
-        self.cache = HotCache(self.cache_client.redis, conn, prefix=f"load:{self.agent_type}")
+        self.agent_type, self.pairs = _agent_and_pairs(self.pg.conn, 50)
+        self.cache = HotCache(self.cache_client.redis, self.pg.conn, prefix=f"load:{self.agent_type}")
 
     @task(20)
     def hot_cache_lookup(self) -> None:
