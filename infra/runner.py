@@ -13,6 +13,7 @@ import pwd
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -64,6 +65,29 @@ class ServiceStatus:
 
 def _is_root() -> bool:
     return os.geteuid() == 0
+
+
+def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
+    """Give `root` and everything under it to `owner`, safely while the services are running.
+
+    Under `live` (the services' data directories) a directory that `owner` already owns was made
+    by a service, and so was everything in it: the walk does not descend there. That keeps a
+    second `up` from walking a running PostgreSQL data directory, where files such as
+    pg_internal.init come and go. Files that vanish during the walk are skipped.
+    """
+    try:
+        st = root.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return
+        if (st.st_uid, st.st_gid) != owner:
+            os.chown(root, *owner)
+        elif root.is_relative_to(live) and root != live:
+            return
+        children = list(root.iterdir()) if stat.S_ISDIR(st.st_mode) else []
+    except FileNotFoundError:
+        return
+    for child in children:
+        _chown_tree(child, owner, live)
 
 
 class LocalStack:
@@ -417,10 +441,7 @@ class LocalStack:
         self._ensure_traversable(progress)
         secrets = sec.ensure(self.secrets_dir, self.settings, owner)
         if owner:
-            for path in [self.state_dir, *self.state_dir.rglob("*")]:
-                if path.is_symlink():
-                    continue
-                os.chown(path, *owner)
+            _chown_tree(self.state_dir, owner, self.data)
         pg_data = Path(lay.postgres_data)
         if not (pg_data / "PG_VERSION").exists():
             progress(f"initialising PostgreSQL {self.pg_major} data directory")
