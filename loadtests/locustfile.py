@@ -358,17 +358,7 @@ class AfsAgent(PostgresUser):
                     "UPDATE agent_executions SET status = 'completed', completed_at = now() WHERE id = %s",
                     (execution_id,),
                 )
-                perf, storage, complexity, risk, total = agent_scores
-                scores[agent] = {
-                    "proposal_id": proposal_id,
-                    "performance_score": perf,
-                    "storage_score": storage,
-                    "complexity_score": complexity,
-                    "risk_score": risk,
-                    "weighted_total": total,
-                    "rank": rank,
-                    "improvement_pct": improvement,
-                }
+                scores[agent] = afs.score_entry(proposal_id, agent_scores, rank, improvement)
             winner = next(s["proposal_id"] for s in scores.values() if s["rank"] == 1)
             conn.execute(
                 "INSERT INTO consensus_decisions (task_id, winning_proposal_id, all_scores, decision_rationale)"

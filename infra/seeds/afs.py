@@ -191,6 +191,21 @@ EXAMPLE_QUERY_LOGS = [
 ]
 
 
+def score_entry(proposal_id: int, agent_scores: tuple, rank: int, improvement: float) -> dict[str, Any]:
+    """One agent's entry in `consensus_decisions.all_scores`, in the shape the JSONB validation requires."""
+    perf, storage, complexity, risk, total = agent_scores
+    return {
+        "proposal_id": proposal_id,
+        "performance_score": perf,
+        "storage_score": storage,
+        "complexity_score": complexity,
+        "risk_score": risk,
+        "weighted_total": total,
+        "rank": rank,
+        "improvement_pct": improvement,
+    }
+
+
 def sample(conn: psycopg.Connection) -> dict[str, int]:
     """A small e-commerce slice plus the document's worked example; returns the counts and the task id."""
     counts = volume(conn, scale=SAMPLE_SCALE)
@@ -232,17 +247,7 @@ def sample(conn: psycopg.Connection) -> dict[str, int]:
                         None if name == "baseline" else impact["storage_overhead_mb"],
                     ),
                 )
-            perf, storage, complexity, risk, total = agent_scores
-            scores[agent] = {
-                "proposal_id": proposal_id,
-                "performance_score": perf,
-                "storage_score": storage,
-                "complexity_score": complexity,
-                "risk_score": risk,
-                "weighted_total": total,
-                "rank": rank,
-                "improvement_pct": improvement,
-            }
+            scores[agent] = score_entry(proposal_id, agent_scores, rank, improvement)
         cur.execute(
             "INSERT INTO consensus_decisions (task_id, winning_proposal_id, all_scores, decision_rationale)"
             " VALUES (%s, %s, %s, 'Highest weighted total: small partial index, low risk')",
