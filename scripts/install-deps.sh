@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 pg_major() {
   # The distribution's default PostgreSQL major (15 on Debian 12, 17 on Debian 13).
-  apt-cache depends postgresql 2>/dev/null | awk '/Depends: postgresql-[0-9]+$/ {sub("postgresql-", "", $2); print $2; exit}'
+  apt-cache depends postgresql 2>/dev/null | awk '/Depends: postgresql-[0-9]+$/ && !found {sub("postgresql-", "", $2); print $2; found = 1}'
 }
 
 missing() {
@@ -20,8 +20,9 @@ missing() {
 }
 
 PGV="${PG_MAJOR:-}"
-if [ -z "$PGV" ]; then
-  PGV=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+if [ -z "$PGV" ] && [ -d /usr/lib/postgresql ]; then
+  # The newest major already installed (none on a fresh machine).
+  PGV=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1)
 fi
 if [ -z "$PGV" ]; then
   $SUDO apt-get update -qq
