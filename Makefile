@@ -1,8 +1,9 @@
 # agentdb: the verbs people expect. `make up` stands the dev stack up; `make test` proves it.
 SHELL := /bin/bash
 STACK ?= dev
-# Debian's python3, so the unprivileged service user can run the venv's tools too.
-PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
+# Debian's python3, so the unprivileged service user can run the venv's tools too. Looked up by
+# the shell when the recipe runs: on a fresh machine install-deps.sh installs it first.
+PYTHON ?= $$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
