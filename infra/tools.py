@@ -45,7 +45,6 @@ PACKAGE_OF = {
     "prometheus": "apt package prometheus",
     "promtool": "apt package prometheus",
     "prometheus-postgres-exporter": "apt package prometheus-postgres-exporter",
-    "prometheus-pgbouncer-exporter": "apt package prometheus-pgbouncer-exporter",
     "prometheus-redis-exporter": "apt package prometheus-redis-exporter",
     "prometheus-alertmanager": "apt package prometheus-alertmanager",
     "supervisord": "the virtualenv's supervisor",

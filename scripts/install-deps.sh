@@ -41,6 +41,7 @@ PACKAGES=(
   python3 python3-venv python3-dev
   build-essential pkg-config dpkg-dev libevent-dev libssl-dev libc-ares-dev
   ca-certificates curl
+  procps iproute2 # ps and ss: the testinfra suite reads processes and sockets through them
 )
 # shellcheck disable=SC2207
 TODO=($(missing "${PACKAGES[@]}"))

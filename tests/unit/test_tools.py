@@ -14,7 +14,6 @@ STACK_BINARIES = [
     "prometheus",
     "promtool",
     "prometheus-postgres-exporter",
-    "prometheus-pgbouncer-exporter",
     "prometheus-redis-exporter",
     "prometheus-alertmanager",
     "supervisord",
