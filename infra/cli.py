@@ -117,36 +117,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    import importlib
-
-    import psycopg
+    from infra.seeds import SeedError, seed
 
     stack = _stack(args)
     (db,) = _databases(stack, args.db)
-    try:
-        module = importlib.import_module(f"infra.seeds.{db.key}")
-    except ModuleNotFoundError:
-        print(f"error: database {db.key} has no data generator (infra/seeds/{db.key}.py)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    scale = 1.0 if args.sample else args.scale * _volume_days(args.volume) / 30.0
     start = time.monotonic()
-    with psycopg.connect(stack.dsn(db)) as conn:
-        conn.execute(f'SET ROLE "{db.owner}"')
-        if args.sample:
-            if not hasattr(module, "sample"):
-                print(f"error: {db.key} has no sample data set", file=sys.stderr)
-                return EXIT_BAD_INPUT
-            module.sample(conn)
-        else:
-            if not hasattr(module, "volume"):
-                print(f"error: {db.key} has no volume generator; try --sample", file=sys.stderr)
-                return EXIT_BAD_INPUT
-            scale = args.scale * _volume_days(args.volume) / 30.0
-            try:
-                module.volume(conn, scale=scale, seed=args.seed)
-            except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-        conn.commit()
+    try:
+        seed(stack.dsn(db), db, sample=args.sample, scale=scale, seed=args.seed)
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"{db.key}: seeded in {time.monotonic() - start:.1f}s")
     return 0
 
@@ -200,7 +181,8 @@ def _require_running(stack) -> None:
 def cmd_load(args: argparse.Namespace) -> int:
     from loadtests import load
 
-    return load.main(_stack(args), args.users, args.duration, args.targets, args.report_dir)
+    seed_scale = None if args.no_seed else args.seed_scale
+    return load.main(_stack(args), args.users, args.duration, args.targets, args.report_dir, seed_scale)
 
 
 def cmd_settings_schema(args: argparse.Namespace) -> int:
@@ -264,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     load_cmd.add_argument("--duration", default="60s", help="run time: 60, 60s or 2m (default 60s)")
     load_cmd.add_argument("--targets", help="target profile YAML (default loadtests/targets.yaml)")
     load_cmd.add_argument("--report-dir", help="write the report here (default reports/<timestamp>/)")
+    seeding = load_cmd.add_mutually_exclusive_group()
+    seeding.add_argument(
+        "--seed-scale",
+        type=float,
+        default=1.0,
+        help="volume to seed first where a database has none (default 1.0, the 30-day volume)",
+    )
+    seeding.add_argument("--no-seed", action="store_true", help="refuse instead of seeding a database without data")
     load_cmd.set_defaults(func=cmd_load)
 
     sub.add_parser("settings-schema", help="print Pulumi.yaml's config block from the settings model").set_defaults(

@@ -25,7 +25,8 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 REPORTS = REPO_ROOT / "reports"
 DEFAULT_USERS = 18  # the seeds' 18 concurrent agents
 DEFAULT_DURATION_S = 60
-# Databases the scenarios use, and the volume each needs (`agentdb seed --db <key> --volume 30d`).
+# Databases the scenarios use, and how to tell that each has its volume (`agentdb seed --volume 30d`);
+# `agentdb load` seeds a database whose query returns 0.
 REQUIRED = {
     "qlearning": "SELECT count(*) FROM q_values",
     "orchestrator": "SELECT count(*) FROM task_queues WHERE name = 'volume'",
@@ -47,14 +48,35 @@ def parse_duration(text: str) -> int:
     return int(value) * units[unit]
 
 
-def load_config(stack) -> dict:
-    """Connection settings for the locustfile: app roles through PgBouncer, and Redis."""
+def ensure_volume(stack, seed_scale: float | None = 1.0, progress=print) -> None:
+    """Seed the volume of each database the scenarios need and that has none yet.
+
+    `seed_scale` is the volume to generate (1.0 is the 30-day volume); None refuses instead, naming
+    the `agentdb seed` command to run.
+    """
+    from infra.databases import DATABASES
+    from infra.seeds import SeedError, seed
+
     missing = [key for key in REQUIRED if key not in stack.settings.databases]
     if missing:
         raise LoadError(f"stack {stack.name} does not enable {', '.join(missing)} (agentdb:databases)")
     for key, query in REQUIRED.items():
-        if int(stack.psql(key, query).strip() or 0) == 0:
-            raise LoadError(f"{key} has no volume data: run `agentdb seed --db {key} --volume 30d` first")
+        if int(stack.psql(key, query).strip() or 0):
+            continue
+        command = f"agentdb seed --db {key} --volume 30d"
+        if seed_scale is None:
+            raise LoadError(f"{key} has no volume data: run `{command}` first, or leave out --no-seed")
+        progress(f"{key} has no volume data: seeding it first ({command} --scale {seed_scale:g})")
+        start = time.monotonic()
+        try:
+            seed(stack.dsn(key), DATABASES[key], scale=seed_scale)
+        except SeedError as exc:
+            raise LoadError(f"seeding {key}: {exc}") from None
+        progress(f"{key}: seeded in {time.monotonic() - start:.1f}s")
+
+
+def load_config(stack) -> dict:
+    """Connection settings for the locustfile: app roles through PgBouncer, and Redis."""
     dsn = {key: stack.dsn(key, "app", "pgbouncer") for key in REQUIRED}
     dsn["agentic_readonly"] = stack.dsn("agentic", "readonly", "pgbouncer")
     return {"dsn": dsn, "redis_url": stack.env()["REDIS_URL"]}
@@ -146,12 +168,14 @@ def run(
     seconds: int = DEFAULT_DURATION_S,
     targets_path: Path = DEFAULT_TARGETS,
     report_dir: Path | None = None,
+    seed_scale: float | None = 1.0,
 ) -> tuple[list[Row], dict, Path]:
-    """Run, judge and report; returns (rows, summary, report directory)."""
+    """Seed what is missing, run, judge and report; returns (rows, summary, report directory)."""
     if users < 1:
         raise ValueError(f"--users must be at least 1, got {users}")
     targets = load_targets(targets_path)
     report_dir = report_dir or REPORTS / time.strftime("%Y%m%d-%H%M%S")
+    ensure_volume(stack, seed_scale)
     samples = run_locust(load_config(stack), users, seconds, report_dir)
     measured = measurements(samples)
     rows = judge(targets, measured)
@@ -170,18 +194,28 @@ def run(
     return rows, summary, report_dir
 
 
-def main(stack, users: int, duration: str, targets: str | None, report_dir: str | None) -> int:
+def main(
+    stack,
+    users: int,
+    duration: str,
+    targets: str | None,
+    report_dir: str | None,
+    seed_scale: float | None = 1.0,
+) -> int:
     """What `agentdb load` runs; returns the exit status."""
     from loadtests.verdict import TargetsError
 
     try:
         seconds = parse_duration(duration)
+        if seed_scale is not None and not seed_scale > 0:
+            raise ValueError(f"--seed-scale must be a number greater than 0, got {seed_scale:g}")
         rows, summary, out = run(
             stack,
             users,
             seconds,
             Path(targets) if targets else DEFAULT_TARGETS,
             Path(report_dir) if report_dir else None,
+            seed_scale,
         )
     except (ValueError, TargetsError, LoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
