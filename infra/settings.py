@@ -96,6 +96,11 @@ class Settings(BaseModel):
     # Monitoring.
     scrape_interval_s: int = _f(15, "Prometheus scrape and evaluation interval in seconds", ge=1, le=3600)
     alert_for_scale: float = _f(1.0, "Multiplier on every alert's `for:` duration (tests use less)", gt=0, le=10)
+    runbook_base_url: str = _f(
+        "docs/runbooks/",
+        "Prefix of every alert's runbook_url, followed by <AlertName>.md (for example your repository's"
+        " web address of docs/runbooks/)",
+    )
 
     # Security and the Docker realization.
     tls: bool = _f(False, "TLS for PostgreSQL and PgBouncer client connections")
@@ -127,6 +132,13 @@ class Settings(BaseModel):
             ipaddress.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook_base(cls, value: str) -> str:
+        if not value.endswith("/") or any(c.isspace() or c in "\"'{}" for c in value):
+            raise ValueError(f"{value!r} must end with / and hold no spaces, quotes or braces")
         return value
 
     @field_validator("base_image", "grafana_image")

@@ -114,6 +114,12 @@ def test_rule_has_severity_and_annotations(rule):
     assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{rule['alert']}.md"
 
 
+def test_runbook_url_follows_the_stack_setting():
+    base = "https://git.example.com/platform/agentdb/-/blob/main/docs/runbooks/"
+    urls = {r["alert"]: r["annotations"]["runbook_url"] for r in rules(Settings(runbook_base_url=base))}
+    assert urls and urls == {alert: f"{base}{alert}.md" for alert in ALERTS}
+
+
 @pytest.mark.parametrize("alert", ALERTS)
 def test_runbook_exists_with_its_sections(alert):
     path = REPO_ROOT / "docs" / "runbooks" / f"{alert}.md"

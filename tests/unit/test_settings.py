@@ -69,6 +69,8 @@ def test_pulumi_yaml_config_block_matches_the_model():
         ),
         ({"agentdb:retentionDays": 0}, "agentdb:retentionDays", "greater than 0"),
         ({"agentdb:tls": "perhaps"}, "agentdb:tls", "valid boolean"),
+        ({"agentdb:runbookBaseUrl": "https://x/runbooks"}, "agentdb:runbookBaseUrl", "must end with /"),
+        ({"agentdb:runbookBaseUrl": "https://x/{{ a }}/"}, "agentdb:runbookBaseUrl", "no spaces, quotes or braces"),
         ({"memoryMb": 5}, "memoryMb", "no namespace"),
     ],
 )
