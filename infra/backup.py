@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from infra.runner import LocalStack
 
 KINDS = ("full", "diff", "incr")
-# The schedule infra.backup_scheduler follows (UTC): a full backup every week, a differential every other day.
-FULL_WEEKDAY = 6  # Sunday (datetime.weekday())
-SCHEDULE_HOUR = 1
 RESTORE_TIMEOUT_S = 600
 
 Progress = Callable[[str], None]

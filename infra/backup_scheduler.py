@@ -3,8 +3,11 @@
 pg_cron cannot run shell commands and the local runner has no system cron, so this loop sleeps until
 the next slot and runs `pgbackrest backup`. A differential with no full backup in the repository is
 taken as a full one by pgBackRest, so a new stack has a full backup within a day of its first `up`.
+The Docker realization runs the same file in its backup container, so it uses the standard library
+only.
 
-    python -m infra.backup_scheduler --config etc/pgbackrest.conf --pgpassfile secrets/pgbackrest.pgpass
+    python -m infra.backup_scheduler --config etc/pgbackrest.conf --stanza agentdb \
+        --pgpassfile secrets/pgbackrest.pgpass
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import subprocess
 import sys
 import time
 
-from infra.backup import FULL_WEEKDAY, SCHEDULE_HOUR
-from infra.render import PGBACKREST_STANZA
+# The schedule (UTC): a full backup every week, a differential every other day.
+FULL_WEEKDAY = 6  # Sunday (datetime.weekday())
+SCHEDULE_HOUR = 1
 
 
 def next_slot(now: dt.datetime) -> tuple[dt.datetime, str]:
@@ -35,6 +39,7 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="pgbackrest.conf of the stack")
+    parser.add_argument("--stanza", required=True, help="the stack's pgBackRest stanza")
     parser.add_argument("--pgpassfile", required=True, help="pgpass file with the superuser's password")
     args = parser.parse_args(argv)
     env = {**os.environ, "PGPASSFILE": args.pgpassfile}
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "pgbackrest",
                 f"--config={args.config}",
-                f"--stanza={PGBACKREST_STANZA}",
+                f"--stanza={args.stanza}",
                 "backup",
                 f"--type={kind}",
                 "--log-level-console=info",

@@ -344,7 +344,7 @@ class LocalStack:
                 "backup_scheduler",
                 0,  # listens nowhere: healthy while supervisord keeps it running
                 f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
-                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}",
+                f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}",
                 40,
                 running("backup_scheduler"),
                 scheme="process",

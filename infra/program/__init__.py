@@ -19,7 +19,7 @@ from infra.program.monitoring import Monitoring
 from infra.program.network import Network
 from infra.program.passwords import CONFIG_KEY, Passwords
 from infra.program.pgbouncer import PgBouncer
-from infra.program.postgres import Postgres
+from infra.program.postgres import Backup, Postgres
 from infra.program.redis import Redis
 from infra.program.schema import Schema
 from infra.settings import NAMESPACE, Settings, SettingsError, parse
@@ -86,6 +86,7 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         volumes={key: volume.name for key, volume in net.volumes.items()},
     )
     postgres = Postgres("postgres", ctx)
+    Backup("backup", ctx, postgres)
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
     redis = Redis("redis", ctx)
     Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)

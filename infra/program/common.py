@@ -44,6 +44,7 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "pgbouncer-exporter": small,
         "redis-exporter": small,
         "webhook": small,
+        "backup": Limits(256, 0.5),
         "alertmanager": Limits(256, 0.5),
         "prometheus": Limits(1024, 1),
         "grafana": Limits(512, 1),
@@ -109,7 +110,7 @@ def service_container(
     envs: Sequence[str] = (),
     port: int,
     publish: bool = False,
-    volume: str | None = None,
+    volumes: Sequence[str] = (),
     depends_on: Sequence[pulumi.Resource] = (),
     image: str | None = None,
     user: str | None = str(SERVICE_UID),
@@ -123,11 +124,10 @@ def service_container(
     when the service's image has another name (the python image runs two services).
     """
     lim = limits(ctx.settings)[service]
-    mounts = []
-    if volume:
-        mounts.append(
-            docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume))
-        )
+    mounts = [
+        docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume))
+        for volume in volumes
+    ]
     ports = []
     if publish:
         ports.append(docker.ContainerPortArgs(internal=port, external=port, ip=ctx.settings.bind_address))
@@ -171,6 +171,7 @@ def volume_path(ctx: StackContext, volume: str) -> str:
     lay = ctx.layout
     return {
         "postgres": lay.postgres_data.rsplit("/", 1)[0],  # initdb wants an empty directory below the mount
+        "postgres-run": lay.run,
         "redis": lay.redis_data,
         "prometheus": lay.prometheus_data,
         "alertmanager": lay.alertmanager_data,

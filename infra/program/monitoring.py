@@ -146,7 +146,7 @@ class Monitoring(pulumi.ComponentResource):
             health=http_health(s.alertmanager_port, "/-/ready"),
             uploads=[rendered_upload(ctx, "alertmanager.yml")],
             port=s.alertmanager_port,
-            volume="alertmanager",
+            volumes=["alertmanager"],
         )
         self.prometheus = make(
             "prometheus",
@@ -162,7 +162,7 @@ class Monitoring(pulumi.ComponentResource):
             uploads=[rendered_upload(ctx, "prometheus.yml"), *_rule_uploads(ctx)],
             port=s.prometheus_port,
             publish=s.publish_prometheus,
-            volume="prometheus",
+            volumes=["prometheus"],
         )
         grafana_secret = secret_upload(ctx, "grafana", owner=GRAFANA_UID)
         self.grafana = make(
@@ -189,7 +189,7 @@ class Monitoring(pulumi.ComponentResource):
             ],
             port=s.grafana_port,
             publish=True,
-            volume="grafana",
+            volumes=["grafana"],
         )
         self.containers = [
             self.postgres_exporter,

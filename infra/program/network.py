@@ -5,7 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-VOLUMES = ("postgres", "redis", "prometheus", "alertmanager", "grafana")
+# postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
+VOLUMES = ("postgres", "postgres-run", "redis", "prometheus", "alertmanager", "grafana")
 
 
 class Network(pulumi.ComponentResource):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import shlex
 
 import pulumi
+import pulumi_docker as docker
 
 from infra import credentials as sec
 from infra import render
 from infra.program.common import (
     POSTGRES_MAJOR,
+    SERVICE_UID,
     StackContext,
     rendered_upload,
     secret_upload,
@@ -18,6 +20,8 @@ from infra.program.common import (
 
 BINDIR = f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin"
 BACKUP_CONFIG = "pgbackrest.conf"
+BACKUP_PGPASS = "pgbackrest.pgpass"
+PYTHON_HOME = "/opt/agentdb"
 
 
 def tls_bootstrap(secrets_dir: str, common_name: str) -> str:
@@ -69,7 +73,8 @@ class Postgres(pulumi.ComponentResource):
             ],
             port=s.postgres_port,
             publish=s.publish_postgres,
-            volume="postgres",
+            # The socket directory is a volume too: the backup container reaches the server through it.
+            volumes=["postgres", "postgres-run"],
             wait=True,
             stop_signal="SIGINT",  # fast shutdown, as the local runner stops it
             # Parallel queries use POSIX shared memory: Docker's 64 MiB /dev/shm is too small for real work.
@@ -78,3 +83,51 @@ class Postgres(pulumi.ComponentResource):
         # The schema resources reach PostgreSQL at this address on the private network (routed on Linux).
         self.address = self.container.network_datas.apply(lambda nets: nets[0].ip_address)
         self.register_outputs({"container": self.container.name, "address": self.address})
+
+
+class Backup(pulumi.ComponentResource):
+    """The backup schedule: infra/backup_scheduler.py (as in the local runner) runs pgBackRest, full weekly
+    and differential daily, in its own container from the python image.
+
+    It mounts PostgreSQL's data volume (the data directory and the pgBackRest repository) and its
+    socket volume at the same paths as the PostgreSQL container, so pgBackRest works as on the
+    database host; the superuser's password reaches it as a 0600 pgpass file.
+    """
+
+    def __init__(self, name: str, ctx: StackContext, postgres: Postgres, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentdb:index:Backup", name, None, opts)
+        lay = ctx.layout
+        config = f"--config={lay.etc}/{BACKUP_CONFIG}"
+        stanza = render.PGBACKREST_STANZA
+        pgpass = docker.ContainerUploadArgs(
+            file=f"{lay.secrets}/{BACKUP_PGPASS}",
+            content=pulumi.Output.secret(ctx.passwords[sec.SUPERUSER]).apply(
+                lambda password: f"*:*:*:{sec.SUPERUSER}:{password}\n"
+            ),
+            owner=str(SERVICE_UID),
+            group=str(SERVICE_UID),
+            permissions="0600",
+        )
+        self.container = service_container(
+            self,
+            name,
+            ctx,
+            "backup",
+            image="python",
+            command=[
+                "python3",
+                "-m",
+                "infra.backup_scheduler",
+                config,
+                f"--stanza={stanza}",
+                f"--pgpassfile={lay.secrets}/{BACKUP_PGPASS}",
+            ],
+            # pgBackRest reads its configuration and the repository on the shared volume.
+            health=["pgbackrest", config, f"--stanza={stanza}", "info", "--output=json"],
+            uploads=[rendered_upload(ctx, BACKUP_CONFIG), pgpass],
+            port=0,  # listens nowhere
+            volumes=["postgres", "postgres-run"],
+            depends_on=[postgres.container],
+            extra={"working_dir": PYTHON_HOME},
+        )
+        self.register_outputs({"container": self.container.name})

@@ -31,7 +31,7 @@ class Redis(pulumi.ComponentResource):
             ],
             port=s.redis_port,
             publish=s.publish_redis,
-            volume="redis",
+            volumes=["redis"],
             wait=True,
         )
         self.register_outputs({"container": self.container.name})

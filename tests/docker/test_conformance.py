@@ -13,7 +13,7 @@ import redis
 import testinfra
 
 from infra import credentials as sec
-from infra import cron, migrations
+from infra import cron, migrations, render
 from infra.databases import DATABASES
 from infra.program.common import SERVICE_UID
 
@@ -27,8 +27,9 @@ SERVICES = [
     "webhook",
     "alertmanager",
     "prometheus",
+    "backup",
 ]
-# service -> the settings port it listens on
+# service -> the settings port it listens on (the backup container listens nowhere)
 PORTS = {
     "postgres": "postgres_port",
     "pgbouncer": "pgbouncer_port",
@@ -51,6 +52,8 @@ FILES = [
     ("pgbouncer-exporter", "/etc/agentdb/pgpass", 0o600),
     ("postgres-exporter", "/etc/agentdb/secrets/agentdb_monitor", 0o600),
     ("redis-exporter", "/etc/agentdb/secrets/redis_exporter", 0o600),
+    ("backup", "/etc/agentdb/pgbackrest.conf", 0o644),
+    ("backup", "/etc/agentdb/secrets/pgbackrest.pgpass", 0o600),
 ]
 EXTENSIONS = ["pg_cron", "pg_partman", "vector", "pg_stat_statements", "pg_trgm", "pgcrypto"]
 SCRAPE_JOBS = ["prometheus", "postgres", "pgbouncer", "redis", "alertmanager"]
@@ -87,7 +90,7 @@ def test_the_service_runs_as_the_unprivileged_user(docker_stack, service):
     assert uid_line.split()[1] == str(SERVICE_UID)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", PORTS)
 def test_the_service_listens_on_its_port(docker_stack, service):
     port = getattr(docker_stack.deployment.settings, PORTS[service])
     h = host(docker_stack, service)
@@ -226,3 +229,16 @@ def test_wal_is_archived_with_pgbackrest(docker_stack):
                 break
             time.sleep(0.5)
     assert (archived > before, failed) == (True, 0)
+
+
+def test_the_backup_container_takes_a_full_backup_of_the_running_server(docker_stack):
+    # What its scheduler runs at 01:00 UTC, run now: pgBackRest in the backup container, on the data
+    # and socket volumes it shares with PostgreSQL, into the repository that WAL is archived to.
+    h = host(docker_stack, "backup")
+    pgbackrest = "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass pgbackrest --config=/etc/agentdb/pgbackrest.conf"
+    stanza = f"--stanza={render.PGBACKREST_STANZA}"
+    result = h.run(f"{pgbackrest} {stanza} backup --type=full --log-level-console=warn")
+    assert result.rc == 0, result.stdout + result.stderr
+    (info,) = json.loads(h.check_output(f"{pgbackrest} {stanza} info --output=json"))
+    assert [b["type"] for b in info["backup"]][-1:] == ["full"]
+    assert info["status"]["code"] == 0, info["status"]

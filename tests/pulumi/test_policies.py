@@ -29,6 +29,7 @@ SERVICES = [
     "alertmanager",
     "prometheus",
     "grafana",
+    "backup",
 ]
 CASES = [(stack, service) for stack in STACKS for service in SERVICES]
 # Published by default, and published only where the stack says so (never in prod).
@@ -41,6 +42,7 @@ PUBLISHED_BY_SETTING = {
 # Postgres -> PgBouncer -> exporters: (container, containers it must start after).
 ORDER = [
     ("pgbouncer", ["postgres"]),
+    ("backup", ["postgres"]),
     ("postgres-exporter", ["postgres", "pgbouncer"]),
     ("pgbouncer-exporter", ["postgres", "pgbouncer"]),
     ("redis-exporter", ["redis"]),
