@@ -18,6 +18,7 @@ from infra.settings import Settings
 
 POSTGRES_MAJOR = 17  # the Debian base's (trixie) PostgreSQL
 SERVICE_UID = 10001  # the `agentdb` user the images create; uploads are chowned to it
+PYTHON_HOME = "/opt/agentdb"  # where docker/python/Dockerfile puts agentdb's Python services
 RESTART = "unless-stopped"
 HEALTH_INTERVAL = "5s"
 HEALTH_TIMEOUT = "3s"

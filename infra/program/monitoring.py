@@ -11,6 +11,7 @@ import pulumi_docker as docker
 from infra import credentials as sec
 from infra import render
 from infra.program.common import (
+    PYTHON_HOME,
     StackContext,
     http_health,
     rendered_upload,
@@ -20,7 +21,6 @@ from infra.program.common import (
 
 GRAFANA_UID = 472  # the official image's grafana user
 GRAFANA_DATASOURCE = "/etc/grafana/provisioning/datasources/agentdb.yaml"
-PYTHON_HOME = "/opt/agentdb"
 
 
 def python_health(port: int, path: str) -> list[str]:

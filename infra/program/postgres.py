@@ -11,6 +11,7 @@ from infra import credentials as sec
 from infra import render
 from infra.program.common import (
     POSTGRES_MAJOR,
+    PYTHON_HOME,
     SERVICE_UID,
     StackContext,
     rendered_upload,
@@ -21,7 +22,6 @@ from infra.program.common import (
 BINDIR = f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin"
 BACKUP_CONFIG = "pgbackrest.conf"
 BACKUP_PGPASS = "pgbackrest.pgpass"
-PYTHON_HOME = "/opt/agentdb"
 
 
 def tls_bootstrap(secrets_dir: str, common_name: str) -> str:
