@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra.databases import REPO_ROOT
 from infra.settings import Settings
@@ -13,6 +14,7 @@ from tests.monitoring.rules import (
     REQUIRED_ANNOTATIONS,
     TEST_FILES,
     alert_names,
+    cluster_settings,
     render_rules,
     rendered_with_tests,
     rules,
@@ -48,7 +50,16 @@ SPECIFIED_ALERTS = [
     "MaterializedViewStale",
     "NextMonthPartitionMissing",
     "TTLCleanupBacklog",
+    # the cluster's (issue 12), rendered when agentdb:replicas > 0
+    "PatroniNoLeader",
+    "PatroniMembersMissing",
+    "PatroniReplicaNotStreaming",
+    "PatroniReplicationLag",
+    "PatroniFailover",
+    "EtcdMembersDown",
+    "PatroniSyncStandbyMissing",
 ]
+CLUSTER_ALERTS = SPECIFIED_ALERTS[SPECIFIED_ALERTS.index("PatroniNoLeader") :]
 ALERTS = alert_names()
 CASES = unit_cases()
 
@@ -65,11 +76,47 @@ def test_every_specified_alert_exists_and_nothing_else():
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.05])
-def test_promtool_check_rules(tmp_path, scale):
-    paths = render_rules(Settings(alert_for_scale=scale), tmp_path)
+@pytest.mark.parametrize("replicated", [False, True], ids=["single", "cluster"])
+def test_promtool_check_rules(tmp_path, scale, replicated):
+    settings = cluster_settings(alert_for_scale=scale) if replicated else Settings(alert_for_scale=scale)
+    paths = render_rules(settings, tmp_path)
     assert paths, "no rule files rendered"
     result = subprocess.run([PROMTOOL, "check", "rules", *map(str, paths)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_single_node_stack_has_no_cluster_rules(tmp_path):
+    """agentdb:replicas 0 (the default): cluster.yml still renders, with empty groups."""
+    paths = {p.name: p for p in render_rules(Settings(), tmp_path)}
+    groups = yaml.safe_load(paths["cluster.yml"].read_text())["groups"]
+    assert [g["name"] for g in groups] == ["cluster-patroni", "cluster-etcd"]
+    assert all(g["rules"] == [] for g in groups)
+    assert not {r["alert"] for r in rules(Settings())} & set(CLUSTER_ALERTS)
+
+
+@pytest.mark.parametrize(
+    ("alert", "severity", "overrides", "ending"),
+    [
+        ("PatroniMembersMissing", "warning", {"replicas": 1}, "< 2"),
+        ("PatroniMembersMissing", "warning", {"replicas": 4}, "< 5"),
+        ("PatroniReplicationLag", "warning", {"replica_max_lag": 123456789}, "> 123456789"),
+        ("PatroniReplicationLag", "critical", {"maximum_lag_on_failover": 987654321}, "> 987654321"),
+    ],
+)
+def test_cluster_thresholds_follow_the_settings(alert, severity, overrides, ending):
+    (rule,) = [
+        r for r in rules(cluster_settings(**overrides)) if r["alert"] == alert and r["labels"]["severity"] == severity
+    ]
+    assert rule["expr"].rstrip().endswith(ending), rule["expr"]
+
+
+def test_sync_standby_alert_only_with_synchronous_mode():
+    def names(sync):
+        return {r["alert"] for r in rules(cluster_settings(synchronous_mode=sync))}
+
+    assert "PatroniSyncStandbyMissing" in names(True)
+    assert "PatroniSyncStandbyMissing" not in names(False)
+    assert names(True) - names(False) == {"PatroniSyncStandbyMissing"}
 
 
 @pytest.mark.parametrize("test_file", [t.name for t in TEST_FILES])
@@ -80,7 +127,7 @@ def test_promtool_test_rules(rendered, test_file):
 
 def test_for_durations_scale_with_settings():
     def fors(scale):
-        return [rule.get("for") for rule in rules(Settings(alert_for_scale=scale))]
+        return [rule.get("for") for rule in rules(cluster_settings(alert_for_scale=scale))]
 
     assert fors(1.0) != fors(0.05)
     assert "60s" in fors(1.0) and "3s" in fors(0.05)
@@ -116,7 +163,7 @@ def test_rule_has_severity_and_annotations(rule):
 
 def test_runbook_url_follows_the_stack_setting():
     base = "https://git.example.com/platform/agentdb/-/blob/main/docs/runbooks/"
-    urls = {r["alert"]: r["annotations"]["runbook_url"] for r in rules(Settings(runbook_base_url=base))}
+    urls = {r["alert"]: r["annotations"]["runbook_url"] for r in rules(cluster_settings(runbook_base_url=base))}
     assert urls and urls == {alert: f"{base}{alert}.md" for alert in ALERTS}
 
 
@@ -138,8 +185,6 @@ def test_alert_is_documented(alert):
 
 
 def _custom_metrics() -> list[str]:
-    import yaml
-
     queries = yaml.safe_load((REPO_ROOT / "config" / "postgres_exporter_queries.yaml").read_text())
     return [
         f"{name}_{column}"
