@@ -1,5 +1,6 @@
-"""PostgreSQL overview: availability, connections, throughput, slow statements, tables, maintenance."""
+"""PostgreSQL overview: availability, the cluster, connections, throughput, slow statements, tables, maintenance."""
 
+from infra.dashboards import cluster
 from infra.dashboards.common import RATE, dashboard, graph, row, single, top_table
 
 UID = "agentdb-postgres"
@@ -39,6 +40,7 @@ def build():
                 unit="s",
                 thresholds=[(None, "green"), (30, "orange"), (300, "red")],
             ),
+            *cluster.panels(),
             row("Connections"),
             graph("Connections by state", [("sum by (state) (agentdb_connections_count)", "{{state}}")]),
             graph("Connections by database", [("sum by (datname) (agentdb_connections_count)", "{{datname}}")]),

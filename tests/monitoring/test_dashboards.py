@@ -18,6 +18,8 @@ EXPECTED = ["agentdb-postgres.json", "agentdb-pgbouncer.json", "agentdb-redis.js
 ]
 # qlearning's workload panels (issue 7), by a word each title must contain.
 QLEARNING_PANELS = ["upserts", "lookups/s", "latency", "trajectories", "cleanup", "cron runs", "refresh age"]
+# The cluster row of the PostgreSQL overview (issue 12), by a word each title must contain.
+CLUSTER_PANELS = ["leaders", "members", "replicas streaming", "sync standby", "role", "lag", "timeline", "etcd"]
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -52,3 +54,21 @@ def test_panels_use_the_provisioned_datasource(name):
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == uid, panel["title"]
             assert panel["targets"], f"{panel['title']}: no query"
+
+
+def _row_titles(doc: dict, row_title: str) -> list[str]:
+    """Titles of the panels between the row named `row_title` and the next row."""
+    titles, inside = [], False
+    for panel in doc["panels"]:
+        if panel["type"] == "row":
+            inside = panel["title"] == row_title
+        elif inside:
+            titles.append(panel["title"].lower())
+    return titles
+
+
+@pytest.mark.parametrize("word", CLUSTER_PANELS)
+def test_postgres_overview_has_a_cluster_row_panel(word):
+    doc = json.loads(GENERATED["agentdb-postgres.json"])
+    titles = _row_titles(doc, "Cluster (Patroni and etcd)")
+    assert any(word in t for t in titles), f"no cluster panel about {word!r} in {titles}"
