@@ -13,9 +13,17 @@ from __future__ import annotations
 import os
 from typing import NoReturn
 
+import psycopg
 import sqlalchemy as sa
 from alembic import context
 from alembic.util import CommandError
+
+from infra import baseline, migrations
+from infra.cli import open_stack, require_running, stack_databases
+from infra.cron import CronError
+from infra.databases import DATABASES
+from infra.runner import LocalStack, StackError
+from infra.settings import SettingsError
 
 # -x key -> environment variable, for the alembic CLI: which stack to migrate.
 STACK_ARGUMENTS = {"stack": "AGENTDB_STACK", "stack_file": "AGENTDB_STACK_FILE", "state_dir": "AGENTDB_STATE_DIR"}
@@ -36,8 +44,6 @@ def run() -> None:
 
 def no_section() -> NoReturn:
     """env.py of the fallback [tool.alembic] location: alembic.ini has no section by the name asked for."""
-    from infra.databases import DATABASES
-
     section = context.config.config_ini_section
     asked = "no -n was given" if section == "alembic" else f"alembic.ini has no section [{section}]"
     raise CommandError(
@@ -59,12 +65,6 @@ def _command() -> str | None:
 
 
 def _run_from_cli() -> None:
-    from infra import baseline, migrations
-    from infra.cron import CronError
-    from infra.databases import DATABASES
-    from infra.runner import StackError
-    from infra.settings import SettingsError
-
     key = context.config.config_ini_section
     name = _command()
     if key not in DATABASES:
@@ -81,8 +81,6 @@ def _run_from_cli() -> None:
         )
     try:
         stack = _stack()
-        from infra.cli import stack_databases
-
         (db,) = stack_databases(stack, key)
         admin = stack.dsn(db)
         if name in READS:
@@ -98,14 +96,13 @@ def _run_from_cli() -> None:
         baseline.schedule(stack, db, context.config.print_stdout)
     except (SettingsError, StackError, CronError, migrations.MigrationError) as exc:
         raise CommandError(str(exc)) from None
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:  # e.g. the server went away: one line, no traceback
+        detail = getattr(exc, "orig", None) or exc
+        raise CommandError(f"{key}: {type(detail).__name__}: {detail}") from None
 
 
-def _stack():
+def _stack() -> LocalStack:
     """The running stack the CLI is pointed at: -x stack=..., else $AGENTDB_STACK, ..., else dev."""
-    from infra.cli import open_stack, require_running
-    from infra.runner import StackError
-    from infra.settings import SettingsError
-
     given = context.get_x_argument(as_dictionary=True)
     unknown = sorted(set(given) - set(STACK_ARGUMENTS))
     if unknown:
