@@ -153,6 +153,11 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
         after = migrations.current(admin, db.key)
         if before != after:
             progress(f"  {db.key:<12} migrated {before or 'base'} -> {after}")
+    schedule(target, db, progress)
+
+
+def schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
+    """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI)."""
     changed = cron.sync(target.dsn(None), db, target.settings)
     if changed:
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from infra.databases import REPO_ROOT
 from infra.settings import SettingsError
 
 EXIT_BAD_INPUT = 2
@@ -17,13 +18,17 @@ def _progress(message: str) -> None:
     print(message, flush=True)
 
 
-def _stack(args: argparse.Namespace):
+def open_stack(name: str, stack_file: str | None = None, state_dir: str | None = None):
+    """The LocalStack `--stack`, `--stack-file` and `--state-dir` name (also used by the alembic CLI)."""
     from infra.runner import LocalStack
     from infra.settings import load
 
-    path = Path(args.stack_file) if args.stack_file else None
-    settings = load(args.stack, path=path)
-    return LocalStack(args.stack, settings, Path(args.state_dir) if args.state_dir else None)
+    settings = load(name, path=Path(stack_file) if stack_file else None)
+    return LocalStack(name, settings, Path(state_dir) if state_dir else None)
+
+
+def _stack(args: argparse.Namespace):
+    return open_stack(args.stack, args.stack_file, args.state_dir)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -82,7 +87,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _databases(stack, key: str | None):
+def stack_databases(stack, key: str | None):
+    """The databases `--db KEY` selects in `stack` (every enabled one for None); bad keys are refused."""
     from infra.databases import DATABASES
 
     if key is None:
@@ -98,7 +104,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from infra import baseline, migrations
 
     stack = _stack(args)
-    for db in _databases(stack, args.db):
+    for db in stack_databases(stack, args.db):
         admin = stack.dsn(db)
         before = migrations.current(admin, db.key)
         if args.down:
@@ -110,9 +116,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         after = migrations.current(admin, db.key)
         print(f"{db.key}: {before or 'base'} -> {after or 'base'}")
         if args.down or args.to:
-            from infra import cron
+            baseline.schedule(stack, db, _progress)
+    return 0
 
-            cron.sync(stack.dsn(None), db, stack.settings)
+
+def cmd_revision(args: argparse.Namespace) -> int:
+    from infra import migrations
+    from infra.databases import DATABASES
+
+    if args.db not in DATABASES:
+        raise SettingsError(f"--db: unknown database {args.db!r}; known: {', '.join(DATABASES)}")
+    try:
+        paths = migrations.new_revision(args.db, args.message)
+    except migrations.MigrationError as exc:
+        raise SettingsError(str(exc)) from None
+    for path in paths:
+        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
     return 0
 
 
@@ -120,7 +139,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from infra.seeds import SeedError, seed
 
     stack = _stack(args)
-    (db,) = _databases(stack, args.db)
+    (db,) = stack_databases(stack, args.db)
     scale = 1.0 if args.sample else args.scale * _volume_days(args.volume) / 30.0
     start = time.monotonic()
     try:
@@ -142,7 +161,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from infra import backup
 
     stack = _stack(args)
-    _require_running(stack)
+    require_running(stack)
     start = time.monotonic()
     print(f"taking a {args.type} backup of stack {stack.name} into {backup.repo_path(stack)}", flush=True)
     taken = backup.backup(stack, args.type, progress=_progress)
@@ -157,7 +176,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from infra import backup
 
     stack = _stack(args)
-    _require_running(stack)
+    require_running(stack)
     start = time.monotonic()
     try:
         target = backup.parse_timestamp(args.to)
@@ -171,7 +190,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_running(stack) -> None:
+def require_running(stack) -> None:
+    """Refuse, naming the stack and how to start it, when its PostgreSQL is not running."""
     from infra.runner import StackError
 
     if stack.process_states().get("postgres") is None:
@@ -222,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--to", help="upgrade to this revision")
     group.add_argument("--down", help="downgrade to this revision (base for empty)")
     migrate.set_defaults(func=cmd_migrate)
+
+    revision = sub.add_parser("revision", help="write the next revision: NNNN_slug.py with empty .up.sql and .down.sql")
+    revision.add_argument("--db", required=True, help="database key")
+    revision.add_argument("-m", "--message", required=True, help="what the revision does (names the file)")
+    revision.set_defaults(func=cmd_revision)
 
     seed = sub.add_parser("seed", parents=[common], help="load sample or volume data into one database")
     seed.add_argument("--db", required=True)

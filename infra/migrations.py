@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +23,8 @@ from infra import credentials
 from infra.databases import DATABASES, REPO_ROOT, Database
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+# Alembic's own variable: both CLIs read the same file, so a copy of a history is reachable from both.
+ALEMBIC_CONFIG_ENV = "ALEMBIC_CONFIG"
 LOCK_TIMEOUT = "10s"
 REFRESH_LOG = "agentdb_mv_refresh"  # (matview, refreshed_at): read by the matview-age exporter query
 
@@ -35,11 +40,25 @@ def _database(key: str) -> Database:
         raise MigrationError(f"unknown database {key!r}; known: {', '.join(DATABASES)}") from None
 
 
+def ini_path() -> Path:
+    """The Alembic config both CLIs read: $ALEMBIC_CONFIG when set, else the repository's alembic.ini."""
+    return Path(os.environ.get(ALEMBIC_CONFIG_ENV) or ALEMBIC_INI)
+
+
 def _config(key: str) -> Config:
-    db = _database(key)
-    cfg = Config(str(ALEMBIC_INI), ini_section=key)
-    cfg.set_main_option("script_location", str(db.sql_dir))
+    _database(key)
+    ini = ini_path()
+    if not ini.is_file():
+        raise MigrationError(f"{ini}: no such Alembic config file (${ALEMBIC_CONFIG_ENV} or alembic.ini)")
+    cfg = Config(str(ini), ini_section=key)
+    if not cfg.file_config.has_option(key, "script_location"):
+        raise MigrationError(f"{ini}: no [{key}] section with a script_location for database {key!r}")
     return cfg
+
+
+def script_dir(key: str) -> Path:
+    """The directory of the history of `key` (script_location of its alembic.ini section)."""
+    return Path(ScriptDirectory.from_config(_config(key)).dir)
 
 
 def _engine(dsn: str) -> sa.Engine:
@@ -90,18 +109,30 @@ def _after_run(conn: sa.Connection, key: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON public."{REFRESH_LOG}" TO "{monitor}"')
 
 
-def _run(dsn: str, key: str, action: str, target: str) -> None:
-    cfg = _config(key)
+@contextmanager
+def session(dsn: str, key: str, what: str) -> Iterator[sa.Connection]:
+    """The owner transaction every migration runs in, with `_after_run` before the commit.
+
+    `agentdb migrate` and the Alembic CLI (infra/alembic_env.py) both run revisions inside it. Any
+    failure rolls everything back and is raised as a MigrationError naming the database and `what`.
+    """
     try:
         with _owner_transaction(dsn, key) as conn:
-            cfg.attributes["connection"] = conn
-            getattr(command, action)(cfg, target)
+            yield conn
             _after_run(conn, key)
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied
         detail = getattr(exc, "orig", None) or exc
-        raise MigrationError(f"{key}: {action} to {target} failed, nothing was changed: {detail}") from exc
+        raise MigrationError(f"{key}: {what} failed, nothing was changed: {detail}") from exc
+
+
+def _run(dsn: str, key: str, action: str, target: str) -> None:
+    cfg = _config(key)
+    with session(dsn, key, f"{action} to {target}") as conn:
+        # env.py (infra/alembic_env.py) runs on this connection instead of finding a stack itself.
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, target)
 
 
 def upgrade(dsn: str, key: str, target: str = "head") -> None:
@@ -114,15 +145,22 @@ def downgrade(dsn: str, key: str, target: str = "base") -> None:
     _run(dsn, key, "downgrade", target)
 
 
-def current(dsn: str, key: str) -> str | None:
-    """The revision the database is at, or None before the first one."""
-    _database(key)
+@contextmanager
+def reading(dsn: str) -> Iterator[sa.Connection]:
+    """A connection that only reads (the version table): no owner role, nothing committed."""
     engine = _engine(dsn)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            yield conn
     finally:
         engine.dispose()
+
+
+def current(dsn: str, key: str) -> str | None:
+    """The revision the database is at, or None before the first one."""
+    _database(key)
+    with reading(dsn) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def heads(key: str) -> list[str]:
@@ -133,7 +171,7 @@ def heads(key: str) -> list[str]:
 def checksum(key: str) -> str:
     """SHA-256 over every file of the history, so a changed SQL file is a new state to apply."""
     digest = hashlib.sha256()
-    versions = _database(key).sql_dir / "versions"
+    versions = script_dir(key) / "versions"
     for path in sorted(versions.glob("*")) if versions.is_dir() else []:
         if path.suffix in {".py", ".sql"}:
             digest.update(path.name.encode())
@@ -147,6 +185,8 @@ def run_sql(revision_file: str, direction: str) -> None:
 
     path = Path(revision_file).with_suffix(f".{direction}.sql")
     sql = path.read_text()
+    if not _has_statement(sql):  # a fresh `agentdb revision` has empty files; the server refuses an empty query
+        return
     dbapi = op.get_bind().connection.dbapi_connection
     with dbapi.cursor() as cur:
         try:
@@ -154,3 +194,35 @@ def run_sql(revision_file: str, direction: str) -> None:
         except Exception as exc:
             name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
             raise MigrationError(f"{name}: {exc}") from exc
+
+
+def _has_statement(sql: str) -> bool:
+    """Whether `sql` holds anything but whitespace and comments."""
+    return bool(re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.DOTALL).strip())
+
+
+def new_revision(key: str, message: str) -> list[Path]:
+    """Write the next revision of `key`: `NNNN_slug.py` (script.py.mako) and empty `.up.sql`/`.down.sql`.
+
+    NNNN is one more than the highest numbered revision of the history and `down_revision` its head,
+    so revisions others add are counted. No database is involved. Returns the three paths.
+    """
+    if not message or not re.search(r"\w", message):
+        raise MigrationError("-m: the message must say what the revision does (it names the file)")
+    if any(ch in message for ch in '"\\') or not message.isprintable():
+        raise MigrationError(f"-m: {message!r}: one line, without quotes or backslashes (it is the docstring)")
+    cfg = _config(key)
+    cfg.cmd_opts = argparse.Namespace(quiet=True)  # the caller reports the three files, not Alembic
+    script = ScriptDirectory.from_config(cfg)
+    heads = script.get_heads()
+    if len(heads) > 1:
+        raise MigrationError(f"{key}: the history has several heads ({', '.join(sorted(heads))}); merge them first")
+    numbers = [int(rev.revision) for rev in script.walk_revisions() if rev.revision.isdigit()]
+    rev_id = f"{max(numbers, default=0) + 1:04d}"
+    # Alembic's own writer: script.py.mako, file_template and slug rules as the alembic CLI has them.
+    made = command.revision(cfg, message=message, rev_id=rev_id)
+    py = Path(made.path)  # type: ignore[union-attr]
+    sql_files = [py.with_suffix(f".{direction}.sql") for direction in ("up", "down")]
+    for path in sql_files:
+        path.touch(exist_ok=False)
+    return [py, *sql_files]

@@ -2,10 +2,10 @@
 
 from infra.migrations import run_sql
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
+revision = "${up_revision}"
+down_revision = ${'"%s"' % down_revision if down_revision else None}
+branch_labels = None
+depends_on = None
 
 
 def upgrade() -> None:
