@@ -255,7 +255,13 @@ FINGERPRINT = {
 
 
 def _fingerprint(conn: psycopg.Connection) -> dict[str, list[tuple]]:
-    return {name: conn.execute(query).fetchall() for name, query in FINGERPRINT.items()}
+    # With only pg_catalog on the path every name prints schema-qualified, whatever the call left.
+    path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    conn.execute("SET LOCAL search_path = pg_catalog")
+    try:
+        return {name: conn.execute(query).fetchall() for name, query in FINGERPRINT.items()}
+    finally:
+        conn.execute("SELECT set_config('search_path', %s, true)", (path,))
 
 
 def _sequences_used(conn: psycopg.Connection) -> list[str]:
@@ -439,7 +445,8 @@ def test_a_readonly_call_changes_nothing(stack, sample_data, key, signature):
         after = _fingerprint(conn)
         advanced = _sequences_used(conn)
         conn.rollback()
-    assert _diff(before, after) == [], f"{db.readonly_role}: SELECT {call} changed the database"
+    changes = _diff(before, after)
+    assert not changes, f"{db.readonly_role}: SELECT {call} changed the database:\n" + "\n".join(changes)
     assert advanced == [], f"{db.readonly_role}: SELECT {call} advanced sequences"
     if not may_execute:
         assert isinstance(error, errors.InsufficientPrivilege), (
