@@ -117,12 +117,12 @@ def _resolve(conn, spec: FunctionPrivileges, signature: str) -> str | None:
         raise PrivilegesError(f"{spec.path}: {signature}: {detail}".strip()) from None
 
 
-def enforce(conn, db: Database) -> None:
-    """Leave EXECUTE on the owner's functions in `public` as the file and the rules say.
+def enforce(conn, db: Database, spec: FunctionPrivileges | None = None) -> None:
+    """Leave EXECUTE on the owner's functions in `public` as the file (or `spec`) and the rules say.
 
     `conn` is the migration's SQLAlchemy connection, in its transaction, acting as the owner.
     """
-    spec = load(db)
+    spec = spec or load(db)
     definers = {}
     for sig, grant in spec.security_definer.items():
         name = _resolve(conn, spec, sig)

@@ -399,6 +399,52 @@ def test_a_security_definer_function_the_file_does_not_name_fails_the_migration(
         assert conn.execute("SELECT to_regprocedure(%s)", (probe,)).fetchone() == (None,), db.key
 
 
+PROBE_SPECS = {
+    # (roles, allow-listed, expected error or None, app may execute, readonly may execute)
+    "definer for the app": (["app"], False, None, True, False),
+    "definer for nobody": ([], False, None, False, False),
+    "volatile definer for readonly, not allow-listed": (["readonly"], False, "readonly_volatile", False, False),
+    "volatile definer for readonly, allow-listed": (["readonly"], True, None, False, True),
+}
+
+
+@pytest.mark.parametrize(("roles", "listed", "error", "app", "readonly"), PROBE_SPECS.values(), ids=PROBE_SPECS.keys())
+def test_the_file_decides_who_executes_a_security_definer_function(
+    stack, tmp_path, roles, listed, error, app, readonly
+):
+    db = DATABASES["orchestrator"]
+    why = "a probe of the test"
+    spec = privileges.FunctionPrivileges(
+        tmp_path / privileges.FILE_NAME,
+        {**privileges.load(db).security_definer, "privileges_probe()": privileges.DefinerGrant(tuple(roles), why)},
+        {"privileges_probe()": why} if listed else {},
+    )
+    engine = migrations._engine(stack.dsn(db.key))
+    may = None
+    try:
+        with engine.connect() as conn:  # never committed: the probe is rolled back whatever happens
+            conn.exec_driver_sql(f'SET LOCAL ROLE "{db.owner}"')
+            conn.exec_driver_sql(
+                "CREATE FUNCTION public.privileges_probe() RETURNS int LANGUAGE sql VOLATILE SECURITY DEFINER"
+                " AS 'SELECT 1'"
+            )
+            if error:
+                with pytest.raises(privileges.PrivilegesError, match=error):
+                    privileges.enforce(conn, db, spec)
+            else:
+                privileges.enforce(conn, db, spec)
+                may = conn.exec_driver_sql(
+                    "SELECT has_function_privilege(%s, 'public.privileges_probe()', 'EXECUTE'),"
+                    " has_function_privilege(%s, 'public.privileges_probe()', 'EXECUTE')",
+                    (db.app_role, db.readonly_role),
+                ).one()
+            conn.rollback()
+    finally:
+        engine.dispose()
+    if not error:
+        assert tuple(may) == (app, readonly)
+
+
 # ----- behaviour ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key", KEYS)
 def test_every_function_the_readonly_role_may_execute_has_an_example_call(stack, key):
