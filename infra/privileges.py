@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
 
 from infra.databases import Database
@@ -107,7 +108,7 @@ def load(db: Database) -> FunctionPrivileges:
     return parse(db.sql_dir / FILE_NAME)
 
 
-def _resolve(conn, spec: FunctionPrivileges, signature: str) -> str | None:
+def _resolve(conn: sa.Connection, spec: FunctionPrivileges, signature: str) -> str | None:
     """The function's regprocedure text, None when this revision has no such function."""
     try:
         with conn.begin_nested():
@@ -117,7 +118,7 @@ def _resolve(conn, spec: FunctionPrivileges, signature: str) -> str | None:
         raise PrivilegesError(f"{spec.path}: {signature}: {detail}".strip()) from None
 
 
-def enforce(conn, db: Database, spec: FunctionPrivileges | None = None) -> None:
+def enforce(conn: sa.Connection, db: Database, spec: FunctionPrivileges | None = None) -> None:
     """Leave EXECUTE on the owner's functions in `public` as the file (or `spec`) and the rules say.
 
     `conn` is the migration's SQLAlchemy connection, in its transaction, acting as the owner.
