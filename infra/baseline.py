@@ -84,6 +84,11 @@ def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[st
         _role(cur, db.owner, login=True, password=None)
         _role(cur, db.app_role, login=True, password=secrets[db.app_role])
         _role(cur, db.readonly_role, login=True, password=secrets[db.readonly_role])
+        # Defence in depth behind the privileges: a readonly session's transactions start read-only
+        # (a client can still ask for READ WRITE, so the privileges alone must hold).
+        cur.execute(
+            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(db.readonly_role))
+        )
         if not cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,)).fetchone():
             cur.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
@@ -120,6 +125,9 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(app, ro))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
+        # pg_partman's functions come executable by PUBLIC; only the owner (pg_cron, the maintenance
+        # functions) runs them. Applied on every `up`, so an ALTER EXTENSION UPDATE cannot widen it.
+        conn.execute("REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA partman FROM PUBLIC")
         defaults = [
             "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
@@ -137,8 +145,11 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
         conn.execute(
             sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC").format(owner)
         )
+        # No default EXECUTE for the readonly role: a new function may write as the owner. The
+        # migration step grants it what sql/<db>/privileges.yaml and the rules allow
+        # (infra/privileges.py); the REVOKE takes back the default that earlier baselines granted.
         conn.execute(
-            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {}").format(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE EXECUTE ON FUNCTIONS FROM {}").format(
                 owner, ro
             )
         )

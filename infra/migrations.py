@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from infra import credentials
+from infra import credentials, privileges
 from infra.databases import DATABASES, REPO_ROOT, Database
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
@@ -89,8 +89,11 @@ def _after_run(conn: sa.Connection, key: str) -> None:
     - The owner's default privileges would let the app role write alembic_version; only the owner may.
     - The monitoring role may see which rows are past their TTL (expires_at), not the data itself,
       and when each materialized view was last refreshed (the refresh log, where a schema keeps one).
+    - EXECUTE on every function follows `sql/<db>/privileges.yaml` (infra/privileges.py), so a
+      function a revision adds is never committed with a grant it should not have.
     """
     db = _database(key)
+    privileges.enforce(conn, db)
     if conn.exec_driver_sql("SELECT to_regclass('public.alembic_version')").scalar() is not None:
         conn.exec_driver_sql(f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM "{db.app_role}"')
     monitor = credentials.MONITOR_ROLE
@@ -169,11 +172,13 @@ def heads(key: str) -> list[str]:
 
 
 def checksum(key: str) -> str:
-    """SHA-256 over every file of the history, so a changed SQL file is a new state to apply."""
+    """SHA-256 over every file of the history and the privileges file, so a change is a new state to apply."""
     digest = hashlib.sha256()
+    db = _database(key)
     versions = script_dir(key) / "versions"
-    for path in sorted(versions.glob("*")) if versions.is_dir() else []:
-        if path.suffix in {".py", ".sql"}:
+    files = sorted(versions.glob("*")) if versions.is_dir() else []
+    for path in [*files, db.sql_dir / privileges.FILE_NAME]:
+        if path.is_file() and path.suffix in {".py", ".sql", ".yaml"}:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -59,6 +59,9 @@ def _refused(stack, key: str, role: str, statement: str) -> None:
     table = TARGET[key]
     sql = statement.format(table=table, column=COLUMN[table], app=db.app_role)
     with psycopg.connect(stack.dsn(key, role)) as conn, pytest.raises(errors.InsufficientPrivilege):
+        # READ WRITE, as any client may ask: the readonly role's read-only default is defence in
+        # depth, the privileges must refuse on their own.
+        conn.read_only = False
         conn.execute(sql)
 
 
@@ -145,6 +148,7 @@ def test_nobody_but_the_owner_may_edit_the_audit_log(stack, key, table):
 @pytest.mark.parametrize(("key", "table"), AUDIT_LOGS)
 def test_the_audit_log_edit_is_refused(stack, key, table, role, statement):
     with psycopg.connect(stack.dsn(key, role)) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.read_only = False  # the privileges must refuse without the readonly role's read-only default
         conn.execute(statement.format(table=table, column=AUDIT_COLUMN[table]))
 
 

@@ -482,6 +482,7 @@ def test_app_without_agent_context_sees_no_violations(stack, two_agents_with_vio
 
 def test_readonly_reads_but_cannot_write(stack, two_agents_with_violations):
     with psycopg.connect(stack.dsn(KEY, role="readonly")) as c:
+        c.read_only = False  # the privileges must refuse without the readonly role's read-only default
         assert c.execute("SELECT count(*) FROM violations").fetchone()[0] >= 3
         with pytest.raises(errors.InsufficientPrivilege):
             c.execute("INSERT INTO agents (agent_id, name, type) VALUES ('ro', 'ro', 'worker')")
