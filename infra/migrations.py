@@ -1,6 +1,12 @@
 """The one migration code path: Alembic, one history per database, SQL files beside thin revisions.
 
 `agentdb migrate`, `agentdb up` and the Pulumi dynamic resources all call these functions.
+
+Besides the revisions, a history may hold repeatable steps, `sql/<key>/repeatable/*.sql`: idempotent
+SQL run after every upgrade, in the same transaction as the owner. They bring a database to a
+state that depends on the server rather than on the revision, such as converting a fallback column
+once the server gains the extension it stood in for (a revision that ran as a fallback never runs
+again). A step reports what it changed with `RAISE INFO`; upgrade() returns those messages.
 """
 
 from __future__ import annotations
@@ -90,23 +96,58 @@ def _after_run(conn: sa.Connection, key: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON public."{REFRESH_LOG}" TO "{monitor}"')
 
 
-def _run(dsn: str, key: str, action: str, target: str) -> None:
+def repeatable_steps(key: str) -> list[Path]:
+    """The repeatable steps of history `key`, in the order they run (by file name)."""
+    return sorted((_database(key).sql_dir / "repeatable").glob("*.sql"))
+
+
+def _run_repeatable(conn: sa.Connection, key: str) -> list[str]:
+    """Run every repeatable step of `key` (as the owner, same transaction); their INFO messages."""
+    reports: list[str] = []
+
+    def collect(diagnostic) -> None:
+        # Only INFO: NOTICEs come from elsewhere too (pgvector's "ivfflat index created with little data").
+        if diagnostic.severity_nonlocalized == "INFO":
+            reports.append(diagnostic.message_primary)
+
+    dbapi = conn.connection.dbapi_connection
+    dbapi.add_notice_handler(collect)
+    try:
+        for path in repeatable_steps(key):
+            with dbapi.cursor() as cur:
+                try:
+                    cur.execute(path.read_text())
+                except Exception as exc:
+                    raise MigrationError(f"{path.relative_to(REPO_ROOT)}: {exc}") from exc
+    finally:
+        dbapi.remove_notice_handler(collect)
+    return reports
+
+
+def _run(dsn: str, key: str, action: str, target: str) -> list[str]:
     cfg = _config(key)
+    reports: list[str] = []
     try:
         with _owner_transaction(dsn, key) as conn:
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, target)
+            if action == "upgrade":
+                reports = _run_repeatable(conn, key)
             _after_run(conn, key)
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied
         detail = getattr(exc, "orig", None) or exc
         raise MigrationError(f"{key}: {action} to {target} failed, nothing was changed: {detail}") from exc
+    return reports
 
 
-def upgrade(dsn: str, key: str, target: str = "head") -> None:
-    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction."""
-    _run(dsn, key, "upgrade", target)
+def upgrade(dsn: str, key: str, target: str = "head") -> list[str]:
+    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, then run its repeatable steps.
+
+    One transaction for both; returns what the repeatable steps reported changing (often nothing).
+    """
+    return _run(dsn, key, "upgrade", target)
 
 
 def downgrade(dsn: str, key: str, target: str = "base") -> None:
@@ -131,10 +172,10 @@ def heads(key: str) -> list[str]:
 
 
 def checksum(key: str) -> str:
-    """SHA-256 over every file of the history, so a changed SQL file is a new state to apply."""
+    """SHA-256 over every file of the history and its repeatable steps: a changed file is a new state."""
     digest = hashlib.sha256()
     versions = _database(key).sql_dir / "versions"
-    for path in sorted(versions.glob("*")) if versions.is_dir() else []:
+    for path in [*(sorted(versions.glob("*")) if versions.is_dir() else []), *repeatable_steps(key)]:
         if path.suffix in {".py", ".sql"}:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
