@@ -33,6 +33,7 @@ POSTGRES_LIB = Path("/usr/lib/postgresql")
 POSTGRES_SHARE = Path("/usr/share/postgresql")
 
 # Only source lines for trixie: a binary `deb` line would let apt upgrade bookworm packages to trixie.
+# The PgBouncer and pgvector builds share them.
 TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/agentdb-trixie-src.sources")
 HOST_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
 APT_LISTS = Path("/var/lib/apt/lists")
@@ -410,15 +411,13 @@ class _Build:
             ) from exc
 
     def add_trixie_sources(self) -> None:
-        text = trixie_sources_text(host_mirror())
-        changed = False
-        # Rewritten when it differs, so the file always says what agentdb declares.
-        if not TRIXIE_SOURCES.exists() or TRIXIE_SOURCES.read_text() != text:
-            self.progress(f"{self.name}: writing trixie source lines in {TRIXIE_SOURCES}")
-            self.run(["tee", str(TRIXIE_SOURCES)], root=True, stdin=text)
-            changed = True
+        created = False
+        if not TRIXIE_SOURCES.exists():
+            self.progress(f"{self.name}: adding trixie source lines in {TRIXIE_SOURCES}")
+            self.run(["tee", str(TRIXIE_SOURCES)], root=True, stdin=trixie_sources_text(host_mirror()))
+            created = True
         # Also refresh when the file exists but its index never arrived (an update that failed before).
-        if changed or not any(APT_LISTS.glob("*_dists_trixie_*Sources*")):
+        if created or not any(APT_LISTS.glob("*_dists_trixie_*Sources*")):
             self.progress(f"{self.name}: apt-get update")
             self.run(["apt-get", "update"], root=True)
 
@@ -468,8 +467,7 @@ def host_mirror() -> str:
 def trixie_sources_text(mirror: str) -> str:
     """A deb822 source entry for trixie's source packages only."""
     return (
-        "# Added by agentdb (infra/tools.py) to build PgBouncer >= 1.21 and pgvector from Debian 13's\n"
-        "# source packages.\n"
+        "# Added by agentdb (infra/tools.py) to build PgBouncer >= 1.21 from Debian 13's source package.\n"
         "# Source packages only: no binary packages come from trixie.\n"
         "Types: deb-src\n"
         f"URIs: {mirror}\n"
