@@ -118,7 +118,8 @@ def _run_repeatable(conn: sa.Connection, key: str) -> list[str]:
                 try:
                     cur.execute(path.read_text())
                 except Exception as exc:
-                    raise MigrationError(f"{path.relative_to(REPO_ROOT)}: {exc}") from exc
+                    name = path.relative_to(REPO_ROOT)
+                    raise MigrationError(f"{key}: repeatable step {name} failed, nothing was changed: {exc}") from exc
     finally:
         dbapi.remove_notice_handler(collect)
     return reports

@@ -121,6 +121,8 @@ def fallback(plain_server):
 @dataclass
 class Conversion:
     stack: TestStack
+    refused: subprocess.CompletedProcess  # `agentdb migrate` while a stored embedding cannot convert
+    type_after_refusal: str
     first_migrate: str
     second_migrate: str
 
@@ -143,9 +145,16 @@ def converted(fallback, plain_server) -> Conversion:
                 (agent, Jsonb({"text": text}), unit(i)),
             )
     assert tools.ensure_pgvector(plain_server, progress=lambda line: None)
+    # real[] accepts NaN and vector does not: the conversion must refuse it and change nothing.
+    with psycopg.connect(fallback.dsn("afs"), autocommit=True) as conn:
+        nan = [float("nan"), *unit(0)[1:]]
+        conn.execute("INSERT INTO query_logs (query_text, query_embedding) VALUES ('nan', %s)", (nan,))
+        refused = fallback.cli("migrate", check=False)
+        type_after_refusal = column(conn, "query_logs", "query_embedding")[0]
+        conn.execute("DELETE FROM query_logs WHERE query_text = 'nan'")
     first = fallback.cli("migrate").stdout
     second = fallback.cli("migrate").stdout
-    return Conversion(fallback, first, second)
+    return Conversion(fallback, refused, type_after_refusal, first, second)
 
 
 # ----- the fallback: a server without pgvector ----------------------------------------------------
@@ -190,6 +199,15 @@ def test_fallback_hybrid_search_is_full_text_only(fallback):
 
 
 # ----- pgvector arrives: `agentdb migrate` converts ----------------------------------------------
+def test_an_embedding_vector_cannot_hold_stops_the_conversion_and_changes_nothing(converted):
+    assert converted.refused.returncode == 1
+    assert "afs: repeatable step sql/afs/repeatable/query_logs_vector.sql failed, nothing was changed" in (
+        converted.refused.stderr
+    )
+    assert "NaN not allowed in vector" in converted.refused.stderr
+    assert converted.type_after_refusal == "real[]"
+
+
 def test_migrate_reports_each_conversion_once(converted):
     for report in REPORTS:
         assert report in converted.first_migrate
