@@ -89,8 +89,11 @@ def _run_from_cli() -> None:
             return
         what = f"{name or 'alembic'} to {context.get_revision_argument()}"
         before = migrations.current(admin, key)
-        with migrations.session(admin, key, what) as conn:
+        reports: list[str] | None = [] if name == "upgrade" else None
+        with migrations.session(admin, key, what, reports) as conn:
             _run_on(conn)
+        for report in reports or []:
+            context.config.print_stdout(f"{key}: {report}")
         after = migrations.current(admin, key)
         context.config.print_stdout(f"{key}: {before or 'base'} -> {after or 'base'}")
         baseline.schedule(stack, db, context.config.print_stdout)

@@ -18,7 +18,9 @@ from infra.databases import Database
 from infra.settings import Settings
 
 EXTENSIONS = ("pg_stat_statements", "pg_trgm", "btree_gin", "uuid-ossp", "pgcrypto")
-OPTIONAL_EXTENSIONS = ("vector",)  # created where the server has them (pgvector: Debian 13, not 12)
+# Created where the server has them. pgvector: `make deps` installs it into the host's PostgreSQL;
+# without it the schemas fall back to real[] embeddings until a later upgrade converts them.
+OPTIONAL_EXTENSIONS = ("vector",)
 MONITOR_SCHEMA = "agentdb_monitor"  # in the postgres database: what the monitoring role may read of pg_cron
 
 
@@ -160,10 +162,12 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
     admin = target.dsn(db)
     if migrations.heads(db.key):
         before = migrations.current(admin, db.key)
-        migrations.upgrade(admin, db.key)
+        reports = migrations.upgrade(admin, db.key)
         after = migrations.current(admin, db.key)
         if before != after:
             progress(f"  {db.key:<12} migrated {before or 'base'} -> {after}")
+        for report in reports:
+            progress(f"  {db.key:<12} {report}")
     schedule(target, db, progress)
 
 
@@ -179,6 +183,10 @@ def apply(target: Target, progress: Callable[[str], None] = print) -> None:
     secrets = target.secrets()
     with psycopg.connect(target.dsn(None), autocommit=True) as conn:
         apply_cluster(conn, target.settings, secrets)
+        available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
+    for ext in OPTIONAL_EXTENSIONS:
+        if ext not in available:
+            progress(f"  extension {ext} is not installed on this server: schemas use their fallbacks (make deps)")
     for db in target.settings.enabled:
         with psycopg.connect(target.dsn(db)) as conn:
             apply_database(conn, db)

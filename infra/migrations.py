@@ -1,6 +1,12 @@
 """The one migration code path: Alembic, one history per database, SQL files beside thin revisions.
 
 `agentdb migrate`, `agentdb up` and the Pulumi dynamic resources all call these functions.
+
+Besides the revisions, a history may hold repeatable steps, `sql/<key>/repeatable/*.sql`: idempotent
+SQL run after every upgrade, in the same transaction as the owner. They bring a database to a
+state that depends on the server rather than on the revision, such as converting a fallback column
+once the server gains the extension it stood in for (a revision that ran as a fallback never runs
+again). A step reports what it changed with `RAISE INFO`; upgrade() returns those messages.
 """
 
 from __future__ import annotations
@@ -112,16 +118,49 @@ def _after_run(conn: sa.Connection, key: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON public."{REFRESH_LOG}" TO "{monitor}"')
 
 
-@contextmanager
-def session(dsn: str, key: str, what: str) -> Iterator[sa.Connection]:
-    """The owner transaction every migration runs in, with `_after_run` before the commit.
+def repeatable_steps(key: str) -> list[Path]:
+    """The repeatable steps of history `key`, in the order they run (by file name)."""
+    return sorted((_database(key).sql_dir / "repeatable").glob("*.sql"))
 
-    `agentdb migrate` and the Alembic CLI (infra/alembic_env.py) both run revisions inside it. Any
-    failure rolls everything back and is raised as a MigrationError naming the database and `what`.
+
+def _run_repeatable(conn: sa.Connection, key: str) -> list[str]:
+    """Run every repeatable step of `key` (as the owner, same transaction); their INFO messages."""
+    reports: list[str] = []
+
+    def collect(diagnostic) -> None:
+        # Only INFO: NOTICEs come from elsewhere too (pgvector's "ivfflat index created with little data").
+        if diagnostic.severity_nonlocalized == "INFO":
+            reports.append(diagnostic.message_primary)
+
+    dbapi = conn.connection.dbapi_connection
+    dbapi.add_notice_handler(collect)
+    try:
+        for path in repeatable_steps(key):
+            with dbapi.cursor() as cur:
+                try:
+                    cur.execute(path.read_text())
+                except Exception as exc:
+                    name = path.relative_to(REPO_ROOT)
+                    raise MigrationError(f"{key}: repeatable step {name} failed, nothing was changed: {exc}") from exc
+    finally:
+        dbapi.remove_notice_handler(collect)
+    return reports
+
+
+@contextmanager
+def session(dsn: str, key: str, what: str, reports: list[str] | None = None) -> Iterator[sa.Connection]:
+    """The owner transaction every migration runs in, with the repeatable steps and `_after_run` before the commit.
+
+    `agentdb migrate` and the Alembic CLI (infra/alembic_env.py) both run revisions inside it. An upgrade
+    passes `reports`: the repeatable steps then run after the revisions and what they changed is appended
+    to it. Any failure rolls everything back and is raised as a MigrationError naming the database and `what`.
     """
     try:
         with _owner_transaction(dsn, key) as conn:
             yield conn
+            if reports is not None:
+                reports.extend(_run_repeatable(conn, key))
+            _after_run(conn, key)
             _after_run(conn, key)
     except MigrationError:
         raise
@@ -130,17 +169,22 @@ def session(dsn: str, key: str, what: str) -> Iterator[sa.Connection]:
         raise MigrationError(f"{key}: {what} failed, nothing was changed: {detail}") from exc
 
 
-def _run(dsn: str, key: str, action: str, target: str) -> None:
+def _run(dsn: str, key: str, action: str, target: str) -> list[str]:
     cfg = _config(key)
-    with session(dsn, key, f"{action} to {target}") as conn:
+    reports: list[str] | None = [] if action == "upgrade" else None
+    with session(dsn, key, f"{action} to {target}", reports) as conn:
         # env.py (infra/alembic_env.py) runs on this connection instead of finding a stack itself.
         cfg.attributes["connection"] = conn
         getattr(command, action)(cfg, target)
+    return reports or []
 
 
-def upgrade(dsn: str, key: str, target: str = "head") -> None:
-    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction."""
-    _run(dsn, key, "upgrade", target)
+def upgrade(dsn: str, key: str, target: str = "head") -> list[str]:
+    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, then run its repeatable steps.
+
+    One transaction for both; returns what the repeatable steps reported changing (often nothing).
+    """
+    return _run(dsn, key, "upgrade", target)
 
 
 def downgrade(dsn: str, key: str, target: str = "base") -> None:
@@ -172,12 +216,12 @@ def heads(key: str) -> list[str]:
 
 
 def checksum(key: str) -> str:
-    """SHA-256 over every file of the history and the privileges file, so a change is a new state to apply."""
+    """SHA-256 over the history, its repeatable steps and the privileges file: a changed file is a new state."""
     digest = hashlib.sha256()
     db = _database(key)
     versions = script_dir(key) / "versions"
     files = sorted(versions.glob("*")) if versions.is_dir() else []
-    for path in [*files, db.sql_dir / privileges.FILE_NAME]:
+    for path in [*files, *repeatable_steps(key), db.sql_dir / privileges.FILE_NAME]:
         if path.is_file() and path.suffix in {".py", ".sql", ".yaml"}:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())

@@ -93,7 +93,8 @@ def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
 class LocalStack:
     """One stack's state directory and the processes that run from it."""
 
-    def __init__(self, name: str, settings: Settings, state_dir: Path | None = None):
+    def __init__(self, name: str, settings: Settings, state_dir: Path | None = None, pg_bindir: Path | None = None):
+        """`pg_bindir` picks a PostgreSQL installation; by default the host's (tools.postgres_bindir)."""
         self.name = name
         self.settings = settings
         self.state_dir = (state_dir or STATE_ROOT / name).resolve()
@@ -103,7 +104,7 @@ class LocalStack:
         self.secrets_dir = self.state_dir / "secrets"
         self.data = self.state_dir / "data"
         self.supervisord_conf = self.etc / "supervisord.conf"
-        self._pg_bindir: Path | None = None
+        self._pg_bindir: Path | None = Path(pg_bindir) if pg_bindir else None
 
     # ----- facts -------------------------------------------------------------------------------
     @property

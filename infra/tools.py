@@ -1,14 +1,17 @@
-"""Find the host's server binaries, and build PgBouncer >= 1.21 when the host's is older.
+"""Find the host's server binaries; build PgBouncer >= 1.21 and pgvector when the host lacks them.
 
 Debian 12 ships PgBouncer 1.18, which cannot keep prepared statements across transaction pooling
-(`max_prepared_statements` arrived in 1.21). Debian 13's source package builds cleanly on Debian 12,
-so bootstrap builds it once into a cached tools directory instead of pulling in trixie binaries.
+(`max_prepared_statements` arrived in 1.21), and no pgvector at all. Debian 13's source packages
+build cleanly on Debian 12, so bootstrap builds each once into a cached tools directory instead of
+pulling in trixie binaries; pgvector is then installed from that cache into the server's own
+library and extension directories.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import filecmp
 import os
 import re
 import shutil
@@ -30,10 +33,16 @@ POSTGRES_LIB = Path("/usr/lib/postgresql")
 POSTGRES_SHARE = Path("/usr/share/postgresql")
 
 # Only source lines for trixie: a binary `deb` line would let apt upgrade bookworm packages to trixie.
+# The PgBouncer and pgvector builds share them.
 TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/agentdb-trixie-src.sources")
 HOST_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
 APT_LISTS = Path("/var/lib/apt/lists")
 BUILD_PACKAGES = ["build-essential", "pkg-config", "dpkg-dev", "libevent-dev", "libssl-dev", "libc-ares-dev"]
+# pgvector builds with PGXS, which postgresql-server-dev-<major> provides.
+PGVECTOR_BUILD_PACKAGES = ["build-essential", "dpkg-dev"]
+# Debian's switch that keeps package scripts from starting services (an upgraded postgresql-NN
+# would otherwise start its default cluster on port 5432 while server-dev is installed).
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 # Debian puts daemons in sbin, which is not on an ordinary user's PATH; Grafana's own package uses
 # /usr/share/grafana/bin.
@@ -186,9 +195,9 @@ def build_pgbouncer(progress: Callable[[str], None] = print) -> Path:
         if cached:
             progress(f"pgbouncer: using cached build {cached[0][1]}")
             return cached[0][1]
-        build = _Build(log, log_path, progress)
+        build = _Build("pgbouncer", log, log_path, progress)
         build.add_trixie_sources()
-        build.install_build_packages()
+        build.install_build_packages(BUILD_PACKAGES)
         with tempfile.TemporaryDirectory(prefix="build-pgbouncer-", dir=TOOLS_DIR) as tmp:
             work = Path(tmp)
             progress("pgbouncer: fetching the trixie source package")
@@ -216,6 +225,150 @@ def build_pgbouncer(progress: Callable[[str], None] = print) -> Path:
         return path
 
 
+def pg_config(bindir: Path, *options: str) -> list[str]:
+    """What the pg_config beside `bindir`'s postgres reports (it follows a relocated installation)."""
+    path = Path(bindir) / "pg_config"
+    try:
+        result = subprocess.run([str(path), *options], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ToolError(f"cannot run {path} {' '.join(options)} ({exc}): install postgresql-client-NN") from exc
+    return result.stdout.splitlines()
+
+
+def server_extension_dirs(bindir: Path) -> tuple[Path, Path]:
+    """(library directory, extension directory): where the server in `bindir` loads extensions from."""
+    pkglibdir, sharedir = pg_config(bindir, "--pkglibdir", "--sharedir")
+    return Path(pkglibdir), Path(sharedir) / "extension"
+
+
+def _default_version(control: Path) -> str | None:
+    match = re.search(r"^\s*default_version\s*=\s*'([^']+)'", control.read_text(), re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def installed_pgvector(bindir: Path) -> str | None:
+    """The pgvector version the server in `bindir` can create (library, control and script present), or None."""
+    lib, extensions = server_extension_dirs(bindir)
+    control = extensions / "vector.control"
+    if not (control.is_file() and (lib / "vector.so").is_file()):
+        return None
+    version = _default_version(control)
+    return version if version and (extensions / f"vector--{version}.sql").is_file() else None
+
+
+def _cached_pgvectors(major: int) -> list[tuple[tuple[int, ...], Path]]:
+    builds = []
+    try:
+        found = list(TOOLS_DIR.glob(f"pgvector-*-pg{major}"))
+    except OSError:  # an unreadable tools directory holds no usable build
+        found = []
+    for path in found:
+        if not ((path / "lib" / "vector.so").is_file() and (path / "extension" / "vector.control").is_file()):
+            continue
+        try:
+            version = tuple(int(x) for x in path.name.removeprefix("pgvector-").removesuffix(f"-pg{major}").split("."))
+        except ValueError:
+            continue
+        builds.append((version, path))
+    return sorted(builds, reverse=True)
+
+
+def ensure_pgvector(bindir: Path | None = None, progress: Callable[[str], None] = print) -> str:
+    """Make pgvector available to the PostgreSQL in `bindir` (the stack's by default); its version.
+
+    A server that already has it (a distribution package, or an earlier install) is left alone.
+    Otherwise the cached build for its major is installed, and built first from trixie's source
+    package when there is none.
+    """
+    bindir = Path(bindir) if bindir else postgres_bindir()
+    have = installed_pgvector(bindir)
+    if have:
+        return have
+    major = postgres_major(bindir)
+    cached = _cached_pgvectors(major)
+    build = cached[0][1] if cached else build_pgvector(major, progress)
+    return install_pgvector(build, bindir, progress)
+
+
+def install_pgvector(build: Path, bindir: Path, progress: Callable[[str], None] = print) -> str:
+    """Copy a cached pgvector build into the server's directories; files already identical are kept.
+
+    The control file goes last: PostgreSQL lists an extension once its control file exists, so an
+    interrupted install never offers an extension whose library or script is missing.
+    """
+    lib, extensions = server_extension_dirs(bindir)
+    control = build / "extension" / "vector.control"
+    files = [(path, lib / path.name) for path in sorted((build / "lib").iterdir())]
+    files += [(path, extensions / path.name) for path in sorted((build / "extension").iterdir()) if path != control]
+    files.append((control, extensions / control.name))
+    todo = [(src, dst) for src, dst in files if not (dst.is_file() and filecmp.cmp(src, dst, shallow=False))]
+    if todo:
+        progress(f"pgvector: installing {build.name} into {lib} and {extensions}")
+    for src, dst in todo:
+        if os.access(dst.parent, os.W_OK):
+            # A file renamed into place: a backend loading vector.so never reads a half-written one.
+            tmp = dst.with_name(f".{dst.name}.agentdb-new")
+            shutil.copyfile(src, tmp)
+            tmp.chmod(0o644)
+            os.replace(tmp, dst)
+        else:
+            cmd = ["sudo", "install", "-m", "0644", str(src), str(dst)]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ToolError(f"cannot install {dst} (as root: make deps): {result.stderr.strip()}")
+    version = installed_pgvector(bindir)
+    if version is None:
+        raise ToolError(f"pgvector from {build} is not complete in {lib} and {extensions}: rebuild it (make deps)")
+    return version
+
+
+def build_pgvector(major: int, progress: Callable[[str], None] = print) -> Path:
+    """Build pgvector from trixie's source package for PostgreSQL `major` into TOOLS_DIR/pgvector-<v>-pg<major>/."""
+    try:
+        TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(f"cannot create the tools directory {TOOLS_DIR} ({exc}): set AGENTDB_TOOLS_DIR") from exc
+    log_path = TOOLS_DIR / "build-pgvector.log"
+    with _locked(TOOLS_DIR / ".build-pgvector.lock"), log_path.open("a") as log:
+        cached = _cached_pgvectors(major)
+        if cached:
+            progress(f"pgvector: using cached build {cached[0][1]}")
+            return cached[0][1]
+        build = _Build("pgvector", log, log_path, progress)
+        build.add_trixie_sources()
+        build.install_build_packages([*PGVECTOR_BUILD_PACKAGES, f"postgresql-server-dev-{major}"])
+        # The distribution's pg_config for this major: its PGXS is the one server-dev installed.
+        config = POSTGRES_LIB / str(major) / "bin" / "pg_config"
+        # Portable code (no -march=native, as Debian builds it) and no JIT bitcode, which the cache
+        # does not keep.
+        make_vars = [f"PG_CONFIG={config}", "OPTFLAGS=", "with_llvm=no"]
+        with tempfile.TemporaryDirectory(prefix="build-pgvector-", dir=TOOLS_DIR) as tmp:
+            work = Path(tmp)
+            progress("pgvector: fetching the trixie source package")
+            build.run(["apt-get", "source", "--only-source", "pgvector/trixie"], cwd=work)
+            source = next((p for p in work.glob("pgvector-*") if p.is_dir()), None)
+            if source is None:
+                raise ToolError(f"apt-get source pgvector/trixie unpacked nothing: see {log_path}")
+            version = source.name.removeprefix("pgvector-")
+            progress(f"pgvector: compiling {version} for PostgreSQL {major}")
+            build.run(["make", f"-j{os.cpu_count() or 1}", *make_vars], cwd=source)
+            stage = work / "stage"
+            build.run(["make", "install", f"DESTDIR={stage}", *make_vars], cwd=source)
+            pkglibdir, sharedir = (Path(p) for p in pg_config(config.parent, "--pkglibdir", "--sharedir"))
+            # Assemble the cache entry beside it and move it in whole, so a failed build leaves no
+            # half-populated entry that would later pass for a cached build.
+            entry = work / "entry"
+            (entry / "lib").mkdir(parents=True)
+            (stage / pkglibdir.relative_to("/") / "vector.so").rename(entry / "lib" / "vector.so")
+            (stage / sharedir.relative_to("/") / "extension").rename(entry / "extension")
+            if _default_version(entry / "extension" / "vector.control") is None:
+                raise ToolError(f"the pgvector build has no usable vector.control: see {log_path}")
+            target = TOOLS_DIR / f"pgvector-{version}-pg{major}"
+            entry.rename(target)
+        progress(f"pgvector: built {target}")
+        return target
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     with path.open("w") as handle:
@@ -224,9 +377,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class _Build:
-    """The steps of one build, each logged to build-pgbouncer.log."""
+    """The steps of one build of `name`, each logged to build-<name>.log."""
 
-    def __init__(self, log, log_path: Path, progress: Callable[[str], None]) -> None:
+    def __init__(self, name: str, log, log_path: Path, progress: Callable[[str], None]) -> None:
+        self.name = name
         self.log = log
         self.log_path = log_path
         self.progress = progress
@@ -250,28 +404,37 @@ class _Build:
                 check=True,
             )
         except FileNotFoundError as exc:
-            raise ToolError(f"{cmd[0]} not found while building PgBouncer: install it (make deps)") from exc
+            raise ToolError(f"{cmd[0]} not found while building {self.name}: install it (make deps)") from exc
         except subprocess.CalledProcessError as exc:
             raise ToolError(
-                f"building PgBouncer failed at `{' '.join(cmd)}` (exit {exc.returncode}): see {self.log_path}"
+                f"building {self.name} failed at `{' '.join(cmd)}` (exit {exc.returncode}): see {self.log_path}"
             ) from exc
 
     def add_trixie_sources(self) -> None:
         created = False
         if not TRIXIE_SOURCES.exists():
-            self.progress(f"pgbouncer: adding trixie source lines in {TRIXIE_SOURCES}")
+            self.progress(f"{self.name}: adding trixie source lines in {TRIXIE_SOURCES}")
             self.run(["tee", str(TRIXIE_SOURCES)], root=True, stdin=trixie_sources_text(host_mirror()))
             created = True
         # Also refresh when the file exists but its index never arrived (an update that failed before).
         if created or not any(APT_LISTS.glob("*_dists_trixie_*Sources*")):
-            self.progress("pgbouncer: apt-get update")
+            self.progress(f"{self.name}: apt-get update")
             self.run(["apt-get", "update"], root=True)
 
-    def install_build_packages(self) -> None:
-        missing = [p for p in BUILD_PACKAGES if not _installed(p)]
-        if missing:
-            self.progress(f"pgbouncer: installing build packages {' '.join(missing)}")
+    def install_build_packages(self, packages: list[str]) -> None:
+        missing = [p for p in packages if not _installed(p)]
+        if not missing:
+            return
+        self.progress(f"{self.name}: installing build packages {' '.join(missing)}")
+        added_policy = not POLICY_RC_D.exists()
+        if added_policy:
+            self.run(["tee", str(POLICY_RC_D)], root=True, stdin="#!/bin/sh\nexit 101\n")
+            self.run(["chmod", "755", str(POLICY_RC_D)], root=True)
+        try:
             self.run(["apt-get", "install", "-y", "--no-install-recommends", *missing], root=True)
+        finally:
+            if added_policy:
+                self.run(["rm", "-f", str(POLICY_RC_D)], root=True)
 
 
 def _installed(package: str) -> bool:
@@ -297,7 +460,7 @@ def host_mirror() -> str:
                     return uri.rstrip("/")
     raise ToolError(
         "cannot find the Debian mirror in the host's apt sources (" + ", ".join(map(str, HOST_SOURCES)) + "); "
-        "install PgBouncer 1.21 or newer yourself, or add a Debian source"
+        "install PgBouncer 1.21 or newer and pgvector yourself, or add a Debian source"
     )
 
 
@@ -318,11 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.tools", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("ensure-pgbouncer", help="print a PgBouncer >= 1.21, building it when needed")
+    commands.add_parser("ensure-pgvector", help="install pgvector into the stack's PostgreSQL, building it when needed")
     commands.add_parser("postgres-bindir", help="print the PostgreSQL bin directory the stack uses")
     args = parser.parse_args(argv)
+    progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - stdout carries only the answer
     try:
         if args.command == "ensure-pgbouncer":
-            print(ensure_pgbouncer(progress=lambda line: print(line, file=sys.stderr)))
+            print(ensure_pgbouncer(progress=progress))
+        elif args.command == "ensure-pgvector":
+            print(ensure_pgvector(progress=progress))
         else:
             print(postgres_bindir())
     except ToolError as exc:

@@ -122,13 +122,24 @@ class TestStack:
 
 
 @contextmanager
-def dedicated_stack(prefix: str, overrides: dict | None = None, name: str = "test") -> Iterator[TestStack]:
-    """A stack of its own (free ports, temporary state), up for the block and destroyed after it."""
+def dedicated_stack(
+    prefix: str, overrides: dict | None = None, name: str = "test", pg_bindir: Path | None = None
+) -> Iterator[TestStack]:
+    """A stack of its own (free ports, temporary state), up for the block and destroyed after it.
+
+    With `pg_bindir` it runs that PostgreSQL installation: `up` then runs in this process (the CLI
+    always takes the host's); every other verb goes through the CLI as usual.
+    """
     state = make_state_dir(prefix)
     stack_file = write_stack_file(state, name, overrides)
-    ts = TestStack(LocalStack(name, load(name, path=stack_file), state / "state"), stack_file, "")
+    ts = TestStack(LocalStack(name, load(name, path=stack_file), state / "state", pg_bindir), stack_file, "")
     try:
-        ts.up_output = ts.cli("up").stdout
+        if pg_bindir:
+            lines: list[str] = []
+            ts.local.up(progress=lines.append)
+            ts.up_output = "\n".join(lines)
+        else:
+            ts.up_output = ts.cli("up").stdout
         yield ts
     finally:
         ts.cli("destroy", check=False)

@@ -70,8 +70,8 @@ COLUMNS = [
     ("query_logs", "query_text", "text", True, None),
     ("query_logs", "execution_time_ms", "numeric(10,2)", False, None),
     ("query_logs", "executed_at", TS, False, "now()"),
+    ("query_logs", "query_embedding", "vector(1536)", False, None),
     ("query_logs", "model_name", "character varying(100)", False, None),
-    # query_logs.query_embedding depends on pgvector: test_afs_query_logs.py
     ("fork_cleanup_logs", "fork_id", "character varying(100)", True, None),
     ("fork_cleanup_logs", "cleared_at", TS, True, "now()"),
 ]
@@ -109,6 +109,7 @@ INDEXES = [
     ("idx_consensus_applied", "consensus_decisions", "USING btree (applied_to_main)"),
     ("idx_consensus_all_scores", "consensus_decisions", "USING gin (all_scores)"),
     ("idx_query_logs_text", "query_logs", "USING gin (to_tsvector('english'::regconfig, query_text))"),
+    ("idx_query_logs_embedding", "query_logs", "USING ivfflat (query_embedding vector_cosine_ops) WITH (lists='100')"),
     ("idx_query_logs_executed_at", "query_logs", "USING btree (executed_at DESC)"),
     ("idx_fork_cleanup_logs_cleared_at", "fork_cleanup_logs", "USING btree (cleared_at DESC)"),
 ]

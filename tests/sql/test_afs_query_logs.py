@@ -1,7 +1,7 @@
-"""query_logs: full-text search everywhere; vector search with pgvector, else the documented real[] fallback.
+"""query_logs on the default path: pgvector columns, the IVFFLAT index, the seed's queries as written.
 
-PostgreSQL 15 on Debian 12 has no pgvector, so locally the fallback tests run and the pgvector tests
-skip; the Docker conformance run (PostgreSQL 17 with pgvector) runs the other half.
+`make deps` installs pgvector into the host's PostgreSQL, so the stack has seed 003's schema. The
+real[] fallback (a server without pgvector) and its conversion are in test_vector_fallback.py.
 """
 
 from __future__ import annotations
@@ -33,15 +33,16 @@ def conn(stack):
         for i, text in enumerate(LOGS):
             c.execute(
                 "INSERT INTO query_logs (query_text, execution_time_ms, query_embedding, model_name)"
-                " VALUES (%s, 10, %s::real[]" + ("::vector" if has_vector(c) else "") + ", %s)",
-                (text, unit(i), MARK),
+                " VALUES (%s, 10, %s, %s)",
+                (text, literal(unit(i)), MARK),
             )
         yield c
         c.execute("DELETE FROM query_logs WHERE model_name = %s", (MARK,))
 
 
-def has_vector(conn) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')").fetchone()[0]
+def literal(v: list[float]) -> str:
+    """pgvector's text form, as the seed writes it: '[0.1,0.2,...]'."""
+    return "[" + ",".join(map(str, v)) + "]"
 
 
 def search(conn, text: str, embedding: list[float] | None = None, limit: int = 10):
@@ -50,18 +51,6 @@ def search(conn, text: str, embedding: list[float] | None = None, limit: int = 1
         " WHERE query_text = ANY (%s)",
         (text, embedding, limit, LOGS),
     ).fetchall()
-
-
-@pytest.fixture
-def fallback(conn):
-    if has_vector(conn):
-        pytest.skip("pgvector is installed here: the fallback is not in use")
-
-
-@pytest.fixture
-def pgvector(conn):
-    if not has_vector(conn):
-        pytest.skip("no pgvector on this server: covered by the Docker conformance run")
 
 
 def test_full_text_search_ranks_matches_only(conn):
@@ -94,36 +83,7 @@ def test_bad_search_arguments(conn, args, message):
         conn.execute("SELECT * FROM hybrid_search_query_logs(%s, %s::double precision[], %s)", args)
 
 
-def test_fallback_column_is_a_checked_real_array(conn, fallback):
-    row = conn.execute(
-        "SELECT format_type(atttypid, atttypmod), col_description(attrelid, attnum) FROM pg_attribute"
-        " WHERE attrelid = 'query_logs'::regclass AND attname = 'query_embedding'"
-    ).fetchone()
-    assert row[0] == "real[]"
-    assert "Fallback without pgvector" in row[1]
-    assert conn.execute("SELECT query_logs_has_vector_search()").fetchone()[0] is False
-
-
-def test_fallback_has_no_ann_index(conn, fallback):
-    assert conn.execute("SELECT to_regclass('idx_query_logs_embedding')").fetchone()[0] is None
-
-
-@pytest.mark.parametrize("bad", [[0.1] * 3, [0.1] * (DIM + 1), [[0.1] * DIM]], ids=["short", "long", "2-d"])
-def test_fallback_rejects_embeddings_of_the_wrong_shape(conn, fallback, bad):
-    before = conn.execute("SELECT count(*) FROM query_logs").fetchone()[0]
-    with pytest.raises(psycopg.errors.CheckViolation, match="chk_query_logs_query_embedding"):
-        conn.execute("INSERT INTO query_logs (query_text, query_embedding) VALUES ('x', %s::real[])", (bad,))
-    assert conn.execute("SELECT count(*) FROM query_logs").fetchone()[0] == before
-
-
-def test_fallback_hybrid_search_is_full_text_only(conn, fallback):
-    plain = search(conn, "revenue or monthly")
-    with_vector = search(conn, "revenue or monthly", unit(2))  # points at the users query
-    assert with_vector == plain
-    assert all(r[2] is None and r[3] == r[1] for r in with_vector)
-
-
-def test_pgvector_column_and_ivfflat_index(conn, pgvector):
+def test_pgvector_column_and_ivfflat_index(conn):
     row = conn.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = 'query_logs'::regclass AND attname = 'query_embedding'"
@@ -133,7 +93,7 @@ def test_pgvector_column_and_ivfflat_index(conn, pgvector):
     assert indexdef and "USING ivfflat (query_embedding vector_cosine_ops)" in indexdef[0]
 
 
-def test_pgvector_hybrid_search_weights_text_04_and_vector_06(conn, pgvector):
+def test_pgvector_hybrid_search_weights_text_04_and_vector_06(conn):
     with conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL ivfflat.probes = 100")  # exact results on a tiny table
         rows = {r[0]: r for r in search(conn, "revenue", unit(2))}
@@ -143,3 +103,37 @@ def test_pgvector_hybrid_search_weights_text_04_and_vector_06(conn, pgvector):
     for text in LOGS[:2]:  # found by text; their vectors are orthogonal to the query
         _, text_score, vector_score, score = rows[text]
         assert score == pytest.approx(0.4 * text_score + 0.6 * (vector_score or 0))
+
+
+@pytest.mark.parametrize("axis", range(len(LOGS)))
+def test_seed_similarity_query_as_written_finds_the_nearest_first(conn, axis):
+    # Seed 003: ORDER BY query_embedding <=> '[user_query_embedding]' LIMIT 10. ivfflat.probes
+    # covers every list: a tiny table leaves most of the 100 lists empty, and one probe may miss.
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ivfflat.probes = 100")
+        rows = conn.execute(
+            "SELECT query_text, query_embedding <=> %s AS distance FROM query_logs"
+            " ORDER BY query_embedding <=> %s LIMIT 10",
+            (literal(unit(axis)), literal(unit(axis))),
+        ).fetchall()
+    assert rows[0] == (LOGS[axis], 0.0)
+    assert all(r[1] is None or r[1] >= 0 for r in rows)
+
+
+def test_seed_similarity_query_uses_the_ivfflat_index(conn):
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT id FROM query_logs ORDER BY query_embedding <=> %s LIMIT 10", (literal(unit(0)),)
+        ).fetchall()
+    assert "idx_query_logs_embedding" in "\n".join(r[0] for r in plan)
+
+
+def test_hybrid_search_ranks_by_both_scores(conn):
+    # "revenue" matches the first two by text; the embedding points at the second, so it wins.
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ivfflat.probes = 100")
+        rows = search(conn, "revenue", unit(1))
+    assert [r[0] for r in rows][:1] == [LOGS[1]]
+    assert rows[0][1] > 0 and rows[0][2] == pytest.approx(1.0)
+    assert conn.execute("SELECT query_logs_has_vector_search()").fetchone()[0] is True

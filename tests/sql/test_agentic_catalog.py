@@ -312,21 +312,14 @@ def test_conversation_history_is_partitioned_monthly_by_pg_partman(db):
     assert children >= 2
 
 
-def test_embedding_is_vector_with_ivfflat_or_the_documented_real_array_fallback(db):
-    has_vector = db.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone()[0] == 1
+def test_embedding_is_vector_1536_with_an_ivfflat_cosine_index(db):
     col_type = db.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = 'agent_knowledge'::regclass AND attname = 'embedding'"
     ).fetchone()[0]
-    ann = db.execute(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = 'agent_knowledge' AND indexdef LIKE '%ivfflat%'"
-    ).fetchall()
-    if has_vector:
-        assert col_type == "vector(1536)"
-        assert len(ann) == 1
-    else:
-        assert col_type == "real[]"
-        assert ann == []
+    assert col_type == "vector(1536)"
+    ann = db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_agent_knowledge_embedding'").fetchone()
+    assert ann and "USING ivfflat (embedding vector_cosine_ops)" in ann[0]
 
 
 def test_schema_versions_records_the_migration(db):

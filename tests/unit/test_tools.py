@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,95 @@ def test_trixie_sources_are_source_packages_only():
     assert "Suites: trixie" in text.splitlines()
     if tools.TRIXIE_SOURCES.exists():
         assert tools.TRIXIE_SOURCES.read_text() == text
+
+
+@pytest.fixture(scope="module")
+def pgvector():
+    """pgvector in the host's PostgreSQL, as `make deps` leaves it."""
+    return tools.ensure_pgvector(progress=lambda line: None)
+
+
+@pytest.fixture
+def empty_server(tmp_path):
+    """A relocated pg_config with empty library and extension directories: a server without pgvector."""
+    bindir = tools.postgres_bindir()
+    lib, extensions = tools.server_extension_dirs(bindir)
+    copy = tmp_path / bindir.relative_to("/")
+    copy.mkdir(parents=True)
+    shutil.copy2(bindir / "pg_config", copy / "pg_config")
+    for directory in (lib, extensions):
+        (tmp_path / directory.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    return copy
+
+
+def test_ensure_pgvector_installs_where_the_server_looks(pgvector):
+    bindir = tools.postgres_bindir()
+    pkglibdir, sharedir = tools.pg_config(bindir, "--pkglibdir", "--sharedir")
+    assert (Path(pkglibdir) / "vector.so").is_file()
+    assert (Path(sharedir) / "extension" / "vector.control").is_file()
+    assert (Path(sharedir) / "extension" / f"vector--{pgvector}.sql").is_file()
+    assert tools.parse_version(pgvector) >= (0, 8)
+    assert tools.installed_pgvector(bindir) == pgvector
+
+
+def test_ensure_pgvector_a_second_time_does_nothing(pgvector):
+    lib, extensions = tools.server_extension_dirs(tools.postgres_bindir())
+    files = [lib / "vector.so", extensions / "vector.control"]
+    before = [f.stat().st_mtime_ns for f in files]
+    lines: list[str] = []
+    assert tools.ensure_pgvector(progress=lines.append) == pgvector
+    assert lines == []
+    assert [f.stat().st_mtime_ns for f in files] == before
+
+
+def test_pgvector_build_is_cached_per_postgresql_major(pgvector):
+    major = tools.postgres_major(tools.postgres_bindir())
+    cached = tools.TOOLS_DIR / f"pgvector-{pgvector}-pg{major}"
+    assert (cached / "lib" / "vector.so").is_file()
+    assert sorted(p.name for p in (cached / "extension").iterdir()) == sorted(
+        p.name for p in tools.server_extension_dirs(tools.postgres_bindir())[1].glob("vector*")
+    )
+
+
+def test_pg_config_follows_a_relocated_installation(empty_server, tmp_path):
+    lib, extensions = tools.server_extension_dirs(empty_server)
+    assert lib.is_relative_to(tmp_path) and extensions.is_relative_to(tmp_path)
+    assert tools.installed_pgvector(empty_server) is None
+
+
+def test_install_pgvector_from_the_cache_then_again_changes_nothing(pgvector, empty_server):
+    major = tools.postgres_major(tools.postgres_bindir())
+    cached = tools.TOOLS_DIR / f"pgvector-{pgvector}-pg{major}"
+    lines: list[str] = []
+    assert tools.install_pgvector(cached, empty_server, progress=lines.append) == pgvector
+    assert len(lines) == 1 and "installing" in lines[0]
+    lib, extensions = tools.server_extension_dirs(empty_server)
+    assert (lib / "vector.so").read_bytes() == (cached / "lib" / "vector.so").read_bytes()
+    assert not list(extensions.glob(".*agentdb-new"))
+    lines.clear()
+    assert tools.install_pgvector(cached, empty_server, progress=lines.append) == pgvector
+    assert lines == []
+
+
+def test_install_pgvector_repairs_a_damaged_library(pgvector, empty_server):
+    major = tools.postgres_major(tools.postgres_bindir())
+    cached = tools.TOOLS_DIR / f"pgvector-{pgvector}-pg{major}"
+    tools.install_pgvector(cached, empty_server, progress=lambda line: None)
+    lib, _ = tools.server_extension_dirs(empty_server)
+    (lib / "vector.so").write_bytes(b"truncated")
+    tools.install_pgvector(cached, empty_server, progress=lambda line: None)
+    assert (lib / "vector.so").read_bytes() == (cached / "lib" / "vector.so").read_bytes()
+
+
+def test_a_server_missing_the_install_script_has_no_pgvector(pgvector, empty_server):
+    major = tools.postgres_major(tools.postgres_bindir())
+    cached = tools.TOOLS_DIR / f"pgvector-{pgvector}-pg{major}"
+    tools.install_pgvector(cached, empty_server, progress=lambda line: None)
+    _, extensions = tools.server_extension_dirs(empty_server)
+    (extensions / f"vector--{pgvector}.sql").unlink()
+    assert tools.installed_pgvector(empty_server) is None
+
+
+def test_ensure_pgvector_without_pg_config_is_a_tool_error_naming_it(tmp_path):
+    with pytest.raises(tools.ToolError, match=rf"cannot run {tmp_path}/pg_config"):
+        tools.ensure_pgvector(tmp_path, progress=lambda line: None)

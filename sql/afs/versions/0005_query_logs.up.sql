@@ -5,7 +5,8 @@
 -- it is created (agentdb's baseline normally already did) and query_embedding is vector(1536) with
 -- an IVFFLAT index (cosine). When it does not (Debian 12's PostgreSQL 15), query_embedding is a
 -- real[] of exactly 1536 elements, there is no ANN index, and hybrid search degrades to full-text
--- only. The choice is made when this revision runs; installing pgvector later needs a new revision.
+-- only. The choice is made when this revision runs; if pgvector arrives later,
+-- repeatable/query_logs_vector.sql converts the column (sql/afs/README.md).
 
 DO $$
 DECLARE
