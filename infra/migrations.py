@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -18,10 +19,34 @@ from alembic.script import ScriptDirectory
 
 from infra import credentials
 from infra.databases import DATABASES, REPO_ROOT, Database
+from infra.settings import Settings
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 LOCK_TIMEOUT = "10s"
 REFRESH_LOG = "agentdb_mv_refresh"  # (matview, refreshed_at): read by the matview-age exporter query
+
+# Settings a database reads at run time (Database.runtime_settings): the table each lives in and the
+# statement that writes it, changing nothing when the value is already there (rowcount 0). They are
+# written on every upgrade, in the migration's transaction, so a changed value applies on the next
+# `agentdb up` or `agentdb migrate` (or Pulumi update) without a new revision. A table read by the
+# SQL at each call, not a database GUC: a GUC reaches only new sessions, and PgBouncer keeps its
+# server sessions open for hours.
+RUNTIME_SETTINGS: dict[str, tuple[str, str]] = {
+    # qlearning 0005: the TTL behind the expires_at defaults and the upserts (agentdb_retention_interval()).
+    "retention_days": (
+        "public.agentdb_settings",
+        "INSERT INTO public.agentdb_settings AS s (is_singleton, retention_days) VALUES (true, %(value)s)"
+        " ON CONFLICT (is_singleton) DO UPDATE SET retention_days = EXCLUDED.retention_days, updated_at = now()"
+        " WHERE s.retention_days IS DISTINCT FROM EXCLUDED.retention_days",
+    ),
+    # pg_partman's own setting, for every partitioned table of the database: the next maintenance run
+    # (the database's partition-maintenance cron job) makes that many months ahead.
+    "partition_premake_months": (
+        "partman.part_config",
+        "UPDATE partman.part_config SET premake = %(value)s"
+        " WHERE parent_table LIKE 'public.%%' AND premake IS DISTINCT FROM %(value)s",
+    ),
+}
 
 
 class MigrationError(RuntimeError):
@@ -90,13 +115,37 @@ def _after_run(conn: sa.Connection, key: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON public."{REFRESH_LOG}" TO "{monitor}"')
 
 
-def _run(dsn: str, key: str, action: str, target: str) -> None:
+def runtime_values(key: str, settings: Settings) -> dict[str, Any]:
+    """The settings database `key` reads at run time, by field name, as `upgrade(values=...)` takes them."""
+    return {name: getattr(settings, name) for name in _database(key).runtime_settings}
+
+
+def _write_values(conn: sa.Connection, key: str, values: dict[str, Any]) -> list[str]:
+    """Write `values` where the database keeps them (as the owner, same transaction); returns what changed."""
+    wanted = set(_database(key).runtime_settings)
+    if set(values) != wanted:
+        raise MigrationError(
+            f"{key}: runtime settings must be exactly {sorted(wanted)}, got {sorted(values)}; nothing was changed"
+        )
+    changed = []
+    for name, value in sorted(values.items()):
+        table, statement = RUNTIME_SETTINGS[name]
+        # Below the revision that creates the table there is nothing to write yet.
+        if conn.exec_driver_sql("SELECT to_regclass(%(table)s)", {"table": table}).scalar() is None:
+            continue
+        if conn.exec_driver_sql(statement, {"value": value}).rowcount:
+            changed.append(f"{name}={value}")
+    return changed
+
+
+def _run(dsn: str, key: str, action: str, target: str, values: dict[str, Any] | None = None) -> list[str]:
     cfg = _config(key)
     try:
         with _owner_transaction(dsn, key) as conn:
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, target)
             _after_run(conn, key)
+            return _write_values(conn, key, values) if values is not None else []
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied
@@ -104,9 +153,12 @@ def _run(dsn: str, key: str, action: str, target: str) -> None:
         raise MigrationError(f"{key}: {action} to {target} failed, nothing was changed: {detail}") from exc
 
 
-def upgrade(dsn: str, key: str, target: str = "head") -> None:
-    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction."""
-    _run(dsn, key, "upgrade", target)
+def upgrade(dsn: str, key: str, target: str = "head", values: dict[str, Any] | None = None) -> list[str]:
+    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction.
+
+    `values` (from `runtime_values`) are written in the same transaction; returns those that changed.
+    """
+    return _run(dsn, key, "upgrade", target, values)
 
 
 def downgrade(dsn: str, key: str, target: str = "base") -> None:
