@@ -66,20 +66,21 @@ def footprint(settings: Settings) -> dict[str, str]:
     return out
 
 
-_declared: dict[str, list] = {}
+_declared: dict[str, dict] = {}
 
 
-def declared(tmp_path: Path, config: dict[str, Any]) -> list:
+def declared(tmp_path: Path, config: dict[str, Any]) -> dict:
     """What the Pulumi program declares for a dev stack file holding only `config`."""
     cache_key = repr(sorted(config.items()))
     if cache_key not in _declared:
         path = tmp_path / "Pulumi.dev.yaml"
         path.write_text(yaml.safe_dump({"config": {f"agentdb:{to_camel(k)}": v for k, v in config.items()}}))
         resources = deploy("dev", stack_file=path).resources
-        _declared[cache_key] = [
-            (r.type, r.name, {k: v for k, v in r.inputs.items() if not (r.type == DYNAMIC and k == "settings")})
+        # Keyed by name: the program registers resources concurrently, in no fixed order.
+        _declared[cache_key] = {
+            (r.type, r.name): {k: v for k, v in r.inputs.items() if not (r.type == DYNAMIC and k == "settings")}
             for r in resources
-        ]
+        }
     return _declared[cache_key]
 
 
