@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic import ValidationError
 
 from infra import credentials
 from infra.databases import DATABASES, REPO_ROOT, Database
@@ -127,8 +128,14 @@ def _write_values(conn: sa.Connection, key: str, values: dict[str, Any]) -> list
         raise MigrationError(
             f"{key}: runtime settings must be exactly {sorted(wanted)}, got {sorted(values)}; nothing was changed"
         )
+    # Through the settings model: its ranges apply, and Pulumi's wire form (7.0 for 7) becomes the type.
+    try:
+        checked = Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise MigrationError(f"{key}: runtime setting {err['loc'][0]}: {err['msg']}; nothing was changed") from None
     changed = []
-    for name, value in sorted(values.items()):
+    for name, value in sorted((name, getattr(checked, name)) for name in values):
         table, statement = RUNTIME_SETTINGS[name]
         # Below the revision that creates the table there is nothing to write yet.
         if conn.exec_driver_sql("SELECT to_regclass(%(table)s)", {"table": table}).scalar() is None:

@@ -186,11 +186,30 @@ def test_the_app_cannot_change_the_ttl(stack, statement):
         conn.execute(statement)
 
 
-@pytest.mark.parametrize("days", [0, 36501])
-def test_the_database_refuses_a_ttl_out_of_range(stack, changed, days):
-    with pytest.raises(migrations.MigrationError, match="agentdb_settings_retention_days_range"):
+@pytest.mark.parametrize(
+    ("days", "rule"), [(0, "greater than 0"), (36501, "less than or equal to 36500"), ("x", "integer")]
+)
+def test_upgrade_refuses_a_ttl_the_settings_refuse(stack, changed, days, rule):
+    with pytest.raises(migrations.MigrationError, match=f"qlearning: runtime setting retention_days: .*{rule}"):
         migrations.upgrade(stack.dsn(KEY), KEY, values={"retention_days": days})
     assert stored_days(stack) == TTL_DAYS
+
+
+@pytest.mark.parametrize("days", [0, 36501])
+def test_the_table_refuses_a_ttl_out_of_range(stack, changed, days):
+    with psycopg.connect(stack.dsn(KEY)) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE agentdb_settings SET retention_days = %s", (days,))
+    assert stored_days(stack) == TTL_DAYS
+
+
+def test_pulumis_wire_form_of_a_number_is_written_as_the_setting(stack, changed):
+    try:
+        assert migrations.upgrade(stack.dsn(KEY), KEY, values={"retention_days": float(TTL_DAYS + 3)}) == [
+            f"retention_days={TTL_DAYS + 3}"
+        ]
+        assert stored_days(stack) == TTL_DAYS + 3
+    finally:
+        migrations.upgrade(stack.dsn(KEY), KEY, values={"retention_days": TTL_DAYS})
 
 
 def test_upgrade_refuses_values_that_are_not_the_databases_settings(stack, changed):
