@@ -89,11 +89,15 @@ def _run_from_cli() -> None:
             return
         what = f"{name or 'alembic'} to {context.get_revision_argument()}"
         before = migrations.current(admin, key)
-        reports: list[str] | None = [] if name == "upgrade" else None
-        with migrations.session(admin, key, what, reports) as conn:
+        outcome = migrations.Outcome() if name == "upgrade" else None
+        values = migrations.runtime_values(key, stack.settings) if outcome else None
+        with migrations.session(admin, key, what, outcome, values) as conn:
             _run_on(conn)
-        for report in reports or []:
-            context.config.print_stdout(f"{key}: {report}")
+        if outcome:
+            for report in outcome.reports:
+                context.config.print_stdout(f"{key}: {report}")
+            if outcome.written:
+                context.config.print_stdout(f"{key}: settings: {', '.join(outcome.written)}")
         after = migrations.current(admin, key)
         context.config.print_stdout(f"{key}: {before or 'base'} -> {after or 'base'}")
         baseline.schedule(stack, db, context.config.print_stdout)

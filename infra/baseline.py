@@ -158,16 +158,21 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
 
 
 def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
-    """Upgrade one database to head and sync its cron jobs: the path `up` and `agentdb migrate` share."""
+    """Upgrade one database to head, write the settings it reads at run time and sync its cron jobs.
+
+    The path `up` and `agentdb migrate` share (the Pulumi providers call the same two functions).
+    """
     admin = target.dsn(db)
     if migrations.heads(db.key):
         before = migrations.current(admin, db.key)
-        reports = migrations.upgrade(admin, db.key)
+        outcome = migrations.upgrade_outcome(admin, db.key, values=migrations.runtime_values(db.key, target.settings))
         after = migrations.current(admin, db.key)
         if before != after:
             progress(f"  {db.key:<12} migrated {before or 'base'} -> {after}")
-        for report in reports:
+        for report in outcome.reports:
             progress(f"  {db.key:<12} {report}")
+        if outcome.written:
+            progress(f"  {db.key:<12} settings: {', '.join(outcome.written)}")
     schedule(target, db, progress)
 
 

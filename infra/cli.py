@@ -110,7 +110,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if args.down:
             migrations.downgrade(admin, db.key, args.down)
         elif args.to:
-            migrations.upgrade(admin, db.key, args.to)
+            migrations.upgrade(admin, db.key, args.to, migrations.runtime_values(db.key, stack.settings))
         else:
             baseline.migrate_and_schedule(stack, db, _progress)
         after = migrations.current(admin, db.key)

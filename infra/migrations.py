@@ -17,22 +17,49 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic import ValidationError
 
 from infra import credentials, privileges
 from infra.databases import DATABASES, REPO_ROOT, Database
+from infra.settings import Settings
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 # Alembic's own variable: both CLIs read the same file, so a copy of a history is reachable from both.
 ALEMBIC_CONFIG_ENV = "ALEMBIC_CONFIG"
 LOCK_TIMEOUT = "10s"
 REFRESH_LOG = "agentdb_mv_refresh"  # (matview, refreshed_at): read by the matview-age exporter query
+
+# Settings a database reads at run time (Database.runtime_settings): the table each lives in and the
+# statement that writes it, changing nothing when the value is already there (rowcount 0). They are
+# written on every upgrade, in the migration's transaction, so a changed value applies on the next
+# `agentdb up` or `agentdb migrate` (or Pulumi update) without a new revision. A table read by the
+# SQL at each call, not a database GUC: a GUC reaches only new sessions, and PgBouncer keeps its
+# server sessions open for hours.
+RUNTIME_SETTINGS: dict[str, tuple[str, str]] = {
+    # qlearning 0005: the TTL behind the expires_at defaults and the upserts (agentdb_retention_interval()).
+    "retention_days": (
+        "public.agentdb_settings",
+        "INSERT INTO public.agentdb_settings AS s (is_singleton, retention_days) VALUES (true, %(value)s)"
+        " ON CONFLICT (is_singleton) DO UPDATE SET retention_days = EXCLUDED.retention_days, updated_at = now()"
+        " WHERE s.retention_days IS DISTINCT FROM EXCLUDED.retention_days",
+    ),
+    # pg_partman's own setting, for every partitioned table of the database: the next maintenance run
+    # (the database's partition-maintenance cron job) makes that many months ahead.
+    "partition_premake_months": (
+        "partman.part_config",
+        "UPDATE partman.part_config SET premake = %(value)s"
+        " WHERE parent_table LIKE 'public.%%' AND premake IS DISTINCT FROM %(value)s",
+    ),
+}
 
 
 class MigrationError(RuntimeError):
@@ -147,21 +174,62 @@ def _run_repeatable(conn: sa.Connection, key: str) -> list[str]:
     return reports
 
 
+def runtime_values(key: str, settings: Settings) -> dict[str, Any]:
+    """The settings database `key` reads at run time, by field name, as `upgrade(values=...)` takes them."""
+    return {name: getattr(settings, name) for name in _database(key).runtime_settings}
+
+
+def _write_values(conn: sa.Connection, key: str, values: dict[str, Any]) -> list[str]:
+    """Write `values` where the database keeps them (as the owner, same transaction); returns what changed."""
+    wanted = set(_database(key).runtime_settings)
+    if set(values) != wanted:
+        raise MigrationError(
+            f"{key}: runtime settings must be exactly {sorted(wanted)}, got {sorted(values)}; nothing was changed"
+        )
+    # Through the settings model: its ranges apply, and Pulumi's wire form (7.0 for 7) becomes the type.
+    try:
+        checked = Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise MigrationError(f"{key}: runtime setting {err['loc'][0]}: {err['msg']}; nothing was changed") from None
+    changed = []
+    for name, value in sorted((name, getattr(checked, name)) for name in values):
+        table, statement = RUNTIME_SETTINGS[name]
+        # Below the revision that creates the table there is nothing to write yet.
+        if conn.exec_driver_sql("SELECT to_regclass(%(table)s)", {"table": table}).scalar() is None:
+            continue
+        if conn.exec_driver_sql(statement, {"value": value}).rowcount:
+            changed.append(f"{name}={value}")
+    return changed
+
+
+@dataclass
+class Outcome:
+    """What an upgrade changed besides the revision: repeatable steps' reports, runtime settings written."""
+
+    reports: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+
 @contextmanager
-def session(dsn: str, key: str, what: str, reports: list[str] | None = None) -> Iterator[sa.Connection]:
-    """The owner transaction every migration runs in, with the repeatable steps and `_after_run` before the commit.
+def session(
+    dsn: str, key: str, what: str, outcome: Outcome | None = None, values: dict[str, Any] | None = None
+) -> Iterator[sa.Connection]:
+    """The owner transaction every migration runs in, with the post-revision steps before the commit.
 
     `agentdb migrate` and the Alembic CLI (infra/alembic_env.py) both run revisions inside it. An upgrade
-    passes `reports`: the repeatable steps then run after the revisions and what they changed is appended
-    to it. Any failure rolls everything back and is raised as a MigrationError naming the database and `what`.
+    passes `outcome`: the repeatable steps then run after the revisions, and `values` (runtime settings)
+    are written; what they changed is recorded in it. `_after_run` always runs. Any failure rolls
+    everything back and is raised as a MigrationError naming the database and `what`.
     """
     try:
         with _owner_transaction(dsn, key) as conn:
             yield conn
-            if reports is not None:
-                reports.extend(_run_repeatable(conn, key))
+            if outcome is not None:
+                outcome.reports.extend(_run_repeatable(conn, key))
             _after_run(conn, key)
-            _after_run(conn, key)
+            if outcome is not None and values is not None:
+                outcome.written.extend(_write_values(conn, key, values))
     except MigrationError:
         raise
     except Exception as exc:  # every failure is reported with the database and target, nothing applied
@@ -169,22 +237,29 @@ def session(dsn: str, key: str, what: str, reports: list[str] | None = None) -> 
         raise MigrationError(f"{key}: {what} failed, nothing was changed: {detail}") from exc
 
 
-def _run(dsn: str, key: str, action: str, target: str) -> list[str]:
+def _run(dsn: str, key: str, action: str, target: str, values: dict[str, Any] | None = None) -> Outcome:
     cfg = _config(key)
-    reports: list[str] | None = [] if action == "upgrade" else None
-    with session(dsn, key, f"{action} to {target}", reports) as conn:
+    outcome = Outcome()
+    with session(dsn, key, f"{action} to {target}", outcome if action == "upgrade" else None, values) as conn:
         # env.py (infra/alembic_env.py) runs on this connection instead of finding a stack itself.
         cfg.attributes["connection"] = conn
         getattr(command, action)(cfg, target)
-    return reports or []
+    return outcome
 
 
-def upgrade(dsn: str, key: str, target: str = "head") -> list[str]:
-    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, then run its repeatable steps.
+def upgrade(dsn: str, key: str, target: str = "head", values: dict[str, Any] | None = None) -> list[str]:
+    """Upgrade database `key` (superuser libpq URL `dsn`) to `target`, in one transaction.
 
-    One transaction for both; returns what the repeatable steps reported changing (often nothing).
+    The repeatable steps run after the revisions, and `values` (from `runtime_values`) are written, in
+    the same transaction. Returns the runtime settings that changed (`name=value`); `upgrade_outcome`
+    returns the repeatable steps' reports too.
     """
-    return _run(dsn, key, "upgrade", target)
+    return upgrade_outcome(dsn, key, target, values).written
+
+
+def upgrade_outcome(dsn: str, key: str, target: str = "head", values: dict[str, Any] | None = None) -> Outcome:
+    """`upgrade`, returning both what the repeatable steps reported and the runtime settings written."""
+    return _run(dsn, key, "upgrade", target, values)
 
 
 def downgrade(dsn: str, key: str, target: str = "base") -> None:

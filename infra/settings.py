@@ -80,8 +80,15 @@ class Settings(BaseModel):
     redis_persistence: Literal["none", "rdb", "aof"] = _f("rdb", "Redis persistence: none, RDB snapshots or AOF")
 
     # Retention, in the units the schemas use.
-    retention_days: int = _f(30, "Q-learning TTL: days before q_values, trajectories and sessions expire", gt=0)
-    partition_premake_months: int = _f(3, "Monthly partitions pg_partman keeps made ahead", ge=2, le=24)
+    retention_days: int = _f(
+        30,
+        "Q-learning TTL: a new or upserted q_values, trajectories or patterns row expires this many days later",
+        gt=0,
+        le=36500,
+    )
+    partition_premake_months: int = _f(
+        3, "Monthly partitions pg_partman keeps made ahead (orchestrator and agentic)", ge=2, le=24
+    )
     partition_retention_months: int = _f(12, "Months after which old partitions are detached", gt=0)
     afs_query_log_retention_days: int = _f(90, "AFS: days query_logs are kept", gt=0)
     afs_fork_cleanup_hours: int = _f(24, "AFS: hours after which a finished execution's fork_id is cleared", gt=0)

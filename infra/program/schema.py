@@ -2,7 +2,8 @@
 
 The providers call the same functions as `agentdb up` and `agentdb migrate` (infra.baseline,
 infra.migrations, infra.cron), so no extra plugin is needed. Each migration resource tracks its
-history's checksum: a changed SQL file or a new revision is a diff, and the update upgrades to head.
+history's checksum: a changed SQL file or a new revision is a diff, and the update upgrades to head;
+so is a changed setting the database reads at run time (its `values`), which the update writes.
 Deleting a resource keeps the data unless the stack asks to drop it (`keep_data` False).
 """
 
@@ -69,17 +70,21 @@ class BaselineProvider(ResourceProvider):
 
 # ----- migrations: one Alembic history per database ---------------------------------------------------
 class MigrationsProvider(ResourceProvider):
-    """Inputs: admin_dsn (to the database), key, checksum, heads, keep_data. Output: revision."""
+    """Inputs: admin_dsn (to the database), key, checksum, heads, values, keep_data. Output: revision.
+
+    `values` are the settings the database reads at run time (`migrations.runtime_values`): a changed
+    one is a diff, and the update writes it as `agentdb migrate` does, without a new revision.
+    """
 
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
-        migrations.upgrade(props["admin_dsn"], props["key"])
+        migrations.upgrade(props["admin_dsn"], props["key"], values=props.get("values"))
         return {**props, "revision": migrations.current(props["admin_dsn"], props["key"])}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["key"], outs=self._apply(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = _changed(olds, news, ("key", "checksum", "heads", "admin_dsn", "keep_data"))
+        changed = _changed(olds, news, ("key", "checksum", "heads", "values", "admin_dsn", "keep_data"))
         return DiffResult(
             changes=bool(changed), replaces=["key"] if "key" in changed else [], delete_before_replace=False
         )
@@ -181,6 +186,7 @@ class Schema(pulumi.ComponentResource):
                     "key": db.key,
                     "checksum": migrations.checksum(db.key),
                     "heads": migrations.heads(db.key),
+                    "values": migrations.runtime_values(db.key, settings),
                     "keep_data": keep_data,
                 },
                 pulumi.ResourceOptions(parent=self, depends_on=[base], additional_secret_outputs=["admin_dsn"]),

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
 
-from infra import render
+from infra import migrations, render
 from infra.program import PUBLISHABLE, check_publishing, settings_from_config
 from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
 from infra.settings import Settings, SettingsError, load, stack_file
@@ -194,6 +194,15 @@ def test_schema_resources_follow_postgres(deployments, stack):
         cron = next(r for r in dynamic if r.name == f"schema-{key}-cron")
         assert baseline.urn in migration.dependencies
         assert migration.urn in cron.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_migrations_resource_carries_the_settings_its_database_reads(deployments, stack):
+    dynamic = [r for r in deployments[stack].resources if r.type == "pulumi-python:dynamic:Resource"]
+    settings = settings_of(stack)
+    for key in settings.databases:
+        migration = next(r for r in dynamic if r.name == f"schema-{key}-migrations")
+        assert migration.inputs["values"] == migrations.runtime_values(key, settings)
 
 
 @pytest.mark.parametrize("stack", STACKS)

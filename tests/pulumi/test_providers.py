@@ -21,6 +21,7 @@ from infra.program.schema import (
     job_list,
     with_database,
 )
+from infra.settings import Settings
 
 KEYS = list(DATABASES)
 WITH_HISTORY = [key for key in KEYS if migrations.heads(key)]
@@ -60,12 +61,13 @@ def schema_dump(stack, dsn: str) -> str:
     return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
 
 
-def migration_props(key: str, dsn: str, keep_data: bool = True) -> dict:
+def migration_props(key: str, dsn: str, keep_data: bool = True, **values) -> dict:
     return {
         "admin_dsn": dsn,
         "key": key,
         "checksum": migrations.checksum(key),
         "heads": migrations.heads(key),
+        "values": {**migrations.runtime_values(key, Settings()), **values},
         "keep_data": keep_data,
     }
 
@@ -108,6 +110,32 @@ def test_a_changed_checksum_is_a_diff_and_the_same_one_is_not(key):
     assert changed.changes and not changed.replaces
     new_head = provider.diff(key, {**olds, "heads": ["0000"]}, olds)
     assert new_head.changes
+
+
+@pytest.mark.parametrize("key", [key for key in WITH_HISTORY if DATABASES[key].runtime_settings])
+def test_a_changed_runtime_setting_is_a_diff_in_place(key):
+    provider = MigrationsProvider()
+    olds = migration_props(key, "postgresql://x@h/db")
+    news = {**olds, "values": {name: value + 1 for name, value in olds["values"].items()}}
+    diff = provider.diff(key, olds, news)
+    assert diff.changes and not diff.replaces
+
+
+@pytest.mark.parametrize("scratch", ["qlearning"], indirect=True)
+def test_update_writes_a_changed_retention_without_a_new_revision(stack, scratch):
+    key, dsn = scratch
+    provider = MigrationsProvider()
+
+    def stored() -> int:
+        with psycopg.connect(dsn) as conn:
+            return conn.execute("SELECT retention_days FROM agentdb_settings").fetchone()[0]
+
+    olds = provider.create(migration_props(key, dsn, retention_days=7)).outs
+    assert stored() == 7
+    news = migration_props(key, dsn, retention_days=9)
+    assert provider.diff(key, olds, news).changes
+    assert provider.update(key, olds, news).outs["revision"] == olds["revision"]
+    assert stored() == 9
 
 
 @pytest.mark.parametrize("key", WITH_HISTORY)

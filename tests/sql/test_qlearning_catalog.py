@@ -243,6 +243,7 @@ VIEW_COLUMNS = {
 
 # (name, identity arguments, result)
 FUNCTIONS = [
+    ("agentdb_retention_interval", "", "interval"),
     (
         "upsert_q_value",
         "p_agent_type character varying, p_state_hash character varying, p_state_data jsonb, "
@@ -299,10 +300,11 @@ def admin(stack):
 
 
 def test_the_seven_tables_exist_and_no_others(admin):
-    """The seeds' seven tables, and beside them only the refresh log that monitoring reads."""
+    """The seeds' seven tables, and beside them only the refresh log that monitoring reads and the
+    one-row settings table behind the TTL (test_runtime_settings.py)."""
     rows = admin.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        " AND tablename NOT IN ('alembic_version', 'agentdb_mv_refresh')"
+        " AND tablename NOT IN ('alembic_version', 'agentdb_mv_refresh', 'agentdb_settings')"
     ).fetchall()
     assert sorted(r[0] for r in rows) == sorted(TABLE_COLUMNS)
 
@@ -437,12 +439,15 @@ def test_app_has_dml_and_readonly_has_none(admin, table):
             assert got is wanted, (role, table, privilege)
 
 
+READS = {"get_best_action", "agentdb_retention_interval"}
+
+
 @pytest.mark.parametrize(("name", "args", "result"), FUNCTIONS)
 def test_app_may_execute_and_readonly_only_reads(admin, name, args, result):
     types = ", ".join(a.split(" ", 1)[1] for a in args.split(", ")) if args else ""
     signature = f"{name}({types})"
-    # get_best_action is a plain read, so the readonly role may run it too
-    for role, wanted in (("qlearning_app", True), ("qlearning_readonly", name == "get_best_action")):
+    # get_best_action and the TTL are plain reads, so the readonly role may run them too
+    for role, wanted in (("qlearning_app", True), ("qlearning_readonly", name in READS)):
         query = "SELECT has_function_privilege(%s, %s, 'EXECUTE')"
         assert admin.execute(query, (role, signature)).fetchone()[0] is wanted, (role, signature)
 

@@ -70,7 +70,7 @@ def test_upsert_inserts_then_updates_the_same_row(app):
 
 
 @pytest.mark.parametrize("table", ["q_values", "trajectories", "patterns"])
-def test_expires_at_defaults_to_30_days(app, table):
+def test_expires_at_defaults_to_the_retention_setting(stack, app, table):
     rows = {
         "q_values": "INSERT INTO q_values (agent_type, state_hash, action_hash) VALUES ('test-generator', %s, 'a')",
         "trajectories": "INSERT INTO trajectories (agent_type, task_id) VALUES ('test-generator', %s)",
@@ -79,7 +79,7 @@ def test_expires_at_defaults_to_30_days(app, table):
     }
     with pytest.raises(_Rollback), app.transaction():
         ttl = app.execute(rows[table] + " RETURNING expires_at - now()", (_key("ttl"),)).fetchone()[0]
-        assert ttl == timedelta(days=30)
+        assert ttl == timedelta(days=stack.settings.retention_days)
         raise _Rollback
 
 

@@ -68,6 +68,7 @@ def test_pulumi_yaml_config_block_matches_the_model():
             "greater than or equal to 2",
         ),
         ({"agentdb:retentionDays": 0}, "agentdb:retentionDays", "greater than 0"),
+        ({"agentdb:retentionDays": 36501}, "agentdb:retentionDays", "less than or equal to 36500"),
         ({"agentdb:tls": "perhaps"}, "agentdb:tls", "valid boolean"),
         ({"agentdb:runbookBaseUrl": "https://x/runbooks"}, "agentdb:runbookBaseUrl", "must end with /"),
         ({"agentdb:runbookBaseUrl": "https://x/{{ a }}/"}, "agentdb:runbookBaseUrl", "no spaces, quotes or braces"),
