@@ -45,11 +45,12 @@ def literal(v: list[float]) -> str:
     return "[" + ",".join(map(str, v)) + "]"
 
 
-def search(conn, text: str, embedding: list[float] | None = None, limit: int = 10):
+def search(conn, text: str, embedding: list[float] | None = None, limit: int = 1000):
+    """This module's rows only: the sample data (seeded by other tests) holds the same query texts."""
     return conn.execute(
-        "SELECT query_text, text_score, vector_score, score FROM hybrid_search_query_logs(%s, %s, %s)"
-        " WHERE query_text = ANY (%s)",
-        (text, embedding, limit, LOGS),
+        "SELECT h.query_text, h.text_score, h.vector_score, h.score FROM hybrid_search_query_logs(%s, %s, %s) h"
+        " WHERE h.id IN (SELECT id FROM query_logs WHERE model_name = %s)",
+        (text, embedding, limit, MARK),
     ).fetchall()
 
 
