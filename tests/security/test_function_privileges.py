@@ -81,6 +81,7 @@ _AGENT = "SELECT id::text FROM agents ORDER BY agent_id LIMIT 1"
 # readonly role may not execute are here too: their call must be refused and change nothing.
 EXAMPLES: dict[str, dict[str, tuple[str | None, str, str | None]]] = {
     "qlearning": {
+        "agentdb_retention_interval()": (None, "agentdb_retention_interval()", None),
         "get_best_action(character varying,character varying)": (
             "SELECT agent_type, state_hash FROM q_values ORDER BY q_value_id LIMIT 1",
             "get_best_action(%s, %s)",
