@@ -55,8 +55,9 @@ def _parent(parents: list[tuple[str, dict[str, Any]]], table: str) -> dict[str, 
 
 # Per table, the columns whose generic value the table's constraints or triggers refuse. A value may be a
 # callable of the row built so far (generic values filled in) and the parent rows built for it. Every
-# table of the four databases has an entry,
-# empty when the generic row is valid: a new table without one fails test_every_table_has_a_row_builder.
+# table of the four databases has an entry, empty when the generic row is valid: a new table without
+# one fails test_every_table_has_a_row_builder, and a column of a type _scalar has no value for fails
+# naming the column.
 ROWS: dict[str, dict[str, dict[str, Any] | str]] = {
     "qlearning": {
         "agent_types": {},
