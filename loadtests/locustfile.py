@@ -115,9 +115,9 @@ class QLearningAgent(PostgresUser):
         return {
             "agent": self.agent_type,
             "task": f"load-{uuid.uuid4().hex[:12]}",
-            "actions": [Jsonb({"step": i, "action_hash": a}) for i, (_, a) in enumerate(steps, 1)],
-            "states": [Jsonb({"step": i, "state_hash": s}) for i, (s, _) in enumerate(steps, 1)],
-            "rewards_json": [Jsonb({"step": i, "reward": r}) for i, r in enumerate(rewards, 1)],
+            "actions": Jsonb([{"step": i, "action_hash": a} for i, (_, a) in enumerate(steps, 1)]),
+            "states": Jsonb([{"step": i, "state_hash": s} for i, (s, _) in enumerate(steps, 1)]),
+            "rewards_json": Jsonb([{"step": i, "reward": r} for i, r in enumerate(rewards, 1)]),
             "total": sum(rewards),
             "state_hashes": [s for s, _ in steps],
             "action_hashes": [a for _, a in steps],

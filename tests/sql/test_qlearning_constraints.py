@@ -123,6 +123,12 @@ CASES = [
     ("sessions", "task_count", "-1", CHECK, "sessions_task_count_non_negative"),
     ("q_values", "visit_count", "-1", CHECK, "q_values_visit_count_non_negative"),
     ("trajectories", "execution_time_ms", "-5", CHECK, "trajectories_execution_time_ms_non_negative"),
+    # A trajectory's actions, states and step rewards are each one JSON array (issue 18).
+    ("trajectories", "actions_taken", """'{"step": 1}'""", CHECK, "trajectories_actions_taken_is_array"),
+    ("trajectories", "states_visited", "'\"s1\"'", CHECK, "trajectories_states_visited_is_array"),
+    ("trajectories", "step_rewards", "'0.5'", CHECK, "trajectories_step_rewards_is_array"),
+    ("trajectories", "step_rewards", "'null'", CHECK, "trajectories_step_rewards_is_array"),
+    ("trajectories", "actions_taken", "NULL", NOT_NULL, "actions_taken"),
     ("patterns", "usage_count", "-1", CHECK, "usage_count"),
     ("patterns", "success_count", "-1", CHECK, "patterns_success_count_non_negative"),
     ("patterns", "failure_count", "-1", CHECK, "patterns_failure_count_non_negative"),
