@@ -138,7 +138,8 @@ ROWS: dict[str, dict[str, dict[str, Any] | str]] = {
         "mentorship_sessions": {},
         "peer_ratings": {"rating": Decimal("4.5")},
         "penalty_history": {},
-        "penalty_rules": {},
+        # The sample data (which other tests seed into the same stack) holds (timeout, 1): another key.
+        "penalty_rules": {"violation_type": "policy_breach", "severity": 5},
         "point_transactions": {"balance_after": COMPUTED},
         "pre_trusted_agents": {},
         "priority_queue_entries": {},
