@@ -219,9 +219,9 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
     if topology.clustered:
         # One Patroni file per node from one template; PostgreSQL's parameters are the ones
         # postgresql.conf would carry, so a node is tuned exactly like the single server.
-        parameters = conf_parameters(files.pop("postgresql.conf").content)
+        parameters = conf_parameters(files["postgresql.conf"].content)
         dcs_parameters = {k: v for k, v in parameters.items() if k not in _NODE_PARAMETERS}
-        pg_hba = _hba_lines(files.pop("pg_hba.conf").content)
+        pg_hba = _hba_lines(files["pg_hba.conf"].content)
         loop_wait = settings.patroni_loop_wait
         cluster_context = {
             **context,
