@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+import testinfra
 
 from infra import cluster
 from infra.runner import SERVICE_USER
@@ -78,18 +79,21 @@ def _postmaster_pid(cstack, node: str) -> int:
     return int((data / "postmaster.pid").read_text().splitlines()[0])
 
 
+@pytest.fixture(scope="module")
+def host():
+    return testinfra.get_host("local://")
+
+
 @pytest.mark.parametrize("unit", [*NODES, *MEMBERS, "haproxy"])
-def test_cluster_units_run_as_the_unprivileged_user_on_their_ports(cstack, unit):
+def test_cluster_units_run_as_the_unprivileged_user_on_their_ports(cstack, host, unit):
     pids = [int(cstack.local._ctl("pid", unit).stdout.strip())]
     if unit in NODES:
         # Patroni starts its postmaster in a session of its own, so that it outlives a Patroni crash.
         pids.append(_postmaster_pid(cstack, unit))
-    processes = [psutil.Process(pid) for pid in pids]
-    processes += [child for p in processes for child in p.children(recursive=True)]
-    expected_user = SERVICE_USER if os.geteuid() == 0 else psutil.Process().username()
-    assert {p.username() for p in processes} == {expected_user}
-    listening = {c.laddr.port for p in processes for c in p.net_connections("tcp") if c.status == "LISTEN"}
-    assert {p.number for p in cstack.local.topology.unit(unit).ports} <= listening
+    expected_user = SERVICE_USER if host.user().name == "root" else host.user().name
+    assert [host.process.get(pid=pid).user for pid in pids] == [expected_user] * len(pids)
+    for port in cstack.local.topology.unit(unit).ports:
+        assert host.socket(f"tcp://{cstack.settings.bind_address}:{port.number}").is_listening, port
 
 
 def test_status_shows_roles_members_and_backends(cstack):
