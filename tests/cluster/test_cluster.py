@@ -139,6 +139,13 @@ def test_a_replica_refuses_writes(cstack):
         conn.execute("CREATE TEMP TABLE t (x int)")
 
 
+def test_up_again_changes_nothing_and_keeps_the_leader(cstack):
+    before = _leader(cstack)
+    result = cstack.cli("up")
+    assert "ready: a leader, 2 replicas streaming" in result.stdout
+    assert _leader(cstack).name == before.name
+
+
 def test_switchover_to_an_unknown_node_is_refused_by_name(cstack):
     result = cstack.cli("switchover", "--to", "pg-9", check=False)
     assert result.returncode == 1
@@ -432,3 +439,29 @@ def test_leader_frozen_like_a_dead_machine_fails_over_after_the_lock_expires(cst
     assert after.name != before.name
     assert lost == {"q_values": [], "trajectories_with_rewards": []}
     assert {m.name: m.state for m in cluster.members(cstack.local)}[before.name] == "streaming"
+
+
+@pytest.mark.faults
+def test_pg_cron_runs_jobs_on_the_new_primary_after_a_failover(cstack):
+    before = _leader(cstack)
+    cstack.cli("failover")
+    leader = _leader(cstack)
+    assert leader.name != before.name
+    with psycopg.connect(cstack.dsn(None), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS cluster_cron_proof (port int, ran_at timestamptz DEFAULT now())")
+        # A background worker has no client socket: the node names itself by its configured port.
+        conn.execute(
+            "SELECT cron.schedule('cluster-cron-proof', '* * * * *',"
+            " $$INSERT INTO cluster_cron_proof (port) SELECT current_setting('port')::int$$)"
+        )
+        scheduled_at = conn.execute("SELECT now()").fetchone()[0]
+
+        def ran_on_the_leader() -> bool:
+            query = "SELECT count(*) FROM cluster_cron_proof WHERE port = %s AND ran_at > %s"
+            return conn.execute(query, (leader.port, scheduled_at)).fetchone()[0] > 0
+
+        try:
+            # pg_cron 1.4 schedules by the minute: the job's first run is at most a minute away.
+            wait_for(ran_on_the_leader, f"the cron job to run on the new primary {leader.name}", limit=75)
+        finally:
+            conn.execute("SELECT cron.unschedule('cluster-cron-proof')")
