@@ -237,6 +237,48 @@ def test_replica_crash_reads_keep_succeeding_around_it(cstack, report):
 
 
 @pytest.mark.faults
+def test_a_replica_held_back_beyond_replica_max_lag_gets_no_reads(cstack, report):
+    lagging = next(m for m in cluster.members(cstack.local) if m.role == "replica")  # async: commits go on
+    other = next(m for m in cluster.members(cstack.local) if m.role == "sync_standby")
+    postmaster = psutil.Process(_postmaster_pid(cstack, lagging.name))
+    (receiver,) = [p for p in postmaster.children() if "walreceiver" in " ".join(p.cmdline())]
+    max_lag = cstack.settings.replica_max_lag
+
+    def read_only(status: str) -> bool:
+        lines = {(b.listener, b.node): b.status for b in cluster.backends(cstack.local)}
+        return lines[("replicas", lagging.name)] == status
+
+    receiver.send_signal(signal.SIGSTOP)  # it stops receiving WAL; the leader goes on writing
+    try:
+        with psycopg.connect(cstack.dsn(None), autocommit=True) as conn:
+            # About 8 MB of WAL, well beyond replicaMaxLag (1 MiB by default).
+            conn.execute(
+                "CREATE TABLE lag_filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 50000) g"
+            )
+        routed_around_s = wait_for(lambda: read_only("DOWN"), f"HAProxy to stop reading from {lagging.name}")
+        lag = {m.name: m.lag for m in cluster.members(cstack.local)}[lagging.name]
+        ports = set()
+        for _ in range(20):
+            with psycopg.connect(cstack.dsn("qlearning", "readonly", "replica"), autocommit=True) as conn:
+                ports.add(conn.execute("SELECT inet_server_port()").fetchone()[0])
+    finally:
+        receiver.send_signal(signal.SIGCONT)
+    back_s = wait_for(lambda: read_only("UP"), f"{lagging.name} back in the read-only pool")
+    with psycopg.connect(cstack.dsn(None), autocommit=True) as conn:
+        conn.execute("DROP TABLE lag_filler")
+    report["cluster_replica_lag"] = {
+        "fault": f"an async replica's WAL receiver stopped (SIGSTOP) while the leader wrote about 8 MB of WAL;"
+        f" replicaMaxLag {max_lag} bytes",
+        "lag_bytes_seen": lag,
+        "out_of_read_pool_s": round(routed_around_s, 2),
+        "reads_on_the_lagging_replica": sum(p == lagging.port for p in ports),
+        "back_in_read_pool_s_after_resume": round(back_s, 2),
+    }
+    assert lag is not None and lag > max_lag
+    assert ports == {other.port}
+
+
+@pytest.mark.faults
 def test_one_etcd_member_lost_the_leader_stays_and_serves_writes(cstack, report):
     before = _leader(cstack)
     ttl = cstack.settings.patroni_ttl
