@@ -96,6 +96,34 @@ def test_cluster_units_run_as_the_unprivileged_user_on_their_ports(cstack, host,
         assert host.socket(f"tcp://{cstack.settings.bind_address}:{port.number}").is_listening, port
 
 
+def _prometheus(cstack, query: str) -> list[dict]:
+    import json
+    import urllib.parse
+    import urllib.request
+
+    s = cstack.settings
+    url = f"http://{s.bind_address}:{s.prometheus_port}/api/v1/query?query={urllib.parse.quote(query)}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.load(resp)["data"]["result"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('count(up{job="patroni"} == 1)', 3),
+        ('count(up{job="etcd"} == 1)', 3),
+        ("sum(patroni_primary)", 1),
+        ("sum(patroni_sync_standby)", 1),
+    ],
+)
+def test_prometheus_scrapes_patroni_and_etcd(cstack, query, expected):
+    def answered() -> bool:
+        result = _prometheus(cstack, query)
+        return bool(result) and float(result[0]["value"][1]) == expected
+
+    wait_for(answered, f"{query} == {expected}", limit=5 * cstack.settings.scrape_interval_s + 10)
+
+
 def test_status_shows_roles_members_and_backends(cstack):
     out = cstack.cli("status").stdout
     leader = _leader(cstack)

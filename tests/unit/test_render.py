@@ -169,3 +169,18 @@ def test_cluster_passwords_stay_in_0600_files(cluster):
         if any(secret in file.content for secret in secrets.values()):
             assert file.mode == 0o600, name
             assert name == "pgpass" or name.startswith("patroni-"), name
+
+
+@pytest.mark.parametrize(("job", "setting", "count"), [("patroni", "patroni_port", 3), ("etcd", "etcd_client_port", 3)])
+def test_prometheus_scrapes_every_node_and_member(cluster, job, setting, count):
+    import yaml
+
+    settings, _, files = cluster
+    jobs = {j["job_name"]: j for j in yaml.safe_load(files["prometheus.yml"].content)["scrape_configs"]}
+    base = getattr(settings, setting)
+    assert jobs[job]["static_configs"][0]["targets"] == [f"127.0.0.1:{base + i}" for i in range(count)]
+
+
+def test_a_single_postgresql_has_no_cluster_scrape_jobs(rendered):
+    _, _, files = rendered
+    assert "job_name: patroni" not in files["prometheus.yml"].content
