@@ -124,6 +124,24 @@ def test_prometheus_scrapes_patroni_and_etcd(cstack, query, expected):
     wait_for(answered, f"{query} == {expected}", limit=5 * cstack.settings.scrape_interval_s + 10)
 
 
+def test_no_password_in_the_cluster_logs_or_process_list(cstack):
+    secrets = cstack.local.secrets()
+    assert {"replicator", "patroni"} <= set(secrets)
+    logs = {path.name: path.read_text(errors="replace") for path in (cstack.state_dir / "logs").rglob("*.log")}
+    assert {"pg-1.log", "etcd-1.log", "haproxy.log"} <= set(logs)
+    commands = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    for name, secret in secrets.items():
+        assert not [log for log, text in logs.items() if secret in text], name
+        assert not [cmd for cmd in commands if secret in cmd], name
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_patroni_files_are_0600_and_owned_by_the_service_user(cstack, host, node):
+    file = host.file(str(cstack.state_dir / "etc" / f"patroni-{node}.yml"))
+    assert file.mode == 0o600
+    assert file.user == (SERVICE_USER if host.user().name == "root" else host.user().name)
+
+
 def test_status_shows_roles_members_and_backends(cstack):
     out = cstack.cli("status").stdout
     leader = _leader(cstack)
