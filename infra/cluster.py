@@ -97,6 +97,7 @@ def members(stack: LocalStack) -> list[Member]:
 
 
 def leader(stack: LocalStack) -> Member | None:
+    """The running leader, or None while there is none."""
     return next((m for m in members(stack) if m.role == "leader" and m.state == "running"), None)
 
 
@@ -241,12 +242,16 @@ def _change(stack: LocalStack, verb: str, to: str | None, progress: Progress, ti
     return target.name, took
 
 
-def switchover(stack: LocalStack, to: str | None = None, progress: Progress = print, timeout: float = 60):
+def switchover(
+    stack: LocalStack, to: str | None = None, progress: Progress = print, timeout: float = 60
+) -> tuple[str, float]:
     """A planned leader change; returns (new leader, seconds until it served writes through PgBouncer)."""
     return _change(stack, "switchover", to, progress, timeout)
 
 
-def failover(stack: LocalStack, to: str | None = None, progress: Progress = print, timeout: float = 60):
+def failover(
+    stack: LocalStack, to: str | None = None, progress: Progress = print, timeout: float = 60
+) -> tuple[str, float]:
     """A forced leader change, also without a healthy leader; returns like switchover()."""
     return _change(stack, "failover", to, progress, timeout)
 

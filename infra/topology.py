@@ -41,6 +41,7 @@ class Port:
 
     @property
     def key(self) -> str:
+        """The stack-file key the port derives from, as error messages name it."""
         return f"agentdb:{to_camel(self.setting)}"
 
 
@@ -64,6 +65,7 @@ class Unit:
         return self.ports[0].number if self.ports else 0
 
     def port_of(self, role: str) -> int:
+        """The port this unit serves `role` on (postgres, rest, client, peer, primary, replica, ...)."""
         return next(p.number for p in self.ports if p.role == role)
 
 
@@ -77,9 +79,11 @@ class Topology:
 
     @property
     def clustered(self) -> bool:
+        """True when Patroni, etcd and HAProxy run (agentdb:replicas > 0)."""
         return self.replica_port is not None
 
     def of_kind(self, kind: str) -> list[Unit]:
+        """The units of one kind, in order."""
         return [u for u in self.units if u.kind == kind]
 
     @property
@@ -93,6 +97,7 @@ class Topology:
         return self.of_kind("etcd")
 
     def unit(self, name: str) -> Unit:
+        """The unit called `name` (KeyError listing the units otherwise)."""
         for unit in self.units:
             if unit.name == name:
                 return unit
