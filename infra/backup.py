@@ -179,6 +179,13 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
     The current data directory is kept aside (renamed, never deleted); its path is returned. The WAL
     up to now is archived first, so any `to` between the oldest backup and now can be reached.
     """
+    if stack.topology.clustered:
+        # Rebuilding a cluster (bootstrap the leader from pgBackRest, re-clone the replicas) is not
+        # done yet: refuse before anything is stopped rather than restore one node under Patroni.
+        raise BackupError(
+            f"restore of a cluster (agentdb:replicas: {stack.settings.replicas}) is not supported yet; "
+            "restore into a stack with agentdb:replicas: 0"
+        )
     if to.tzinfo is None:
         raise TargetError("--to: the target time needs a time zone")
     now = dt.datetime.now(dt.UTC)

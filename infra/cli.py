@@ -60,9 +60,39 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from infra.runner import format_status
 
-    rows = _stack(args).status()
+    stack = _stack(args)
+    rows = stack.status()
     print(format_status(rows))
-    return 0 if all(r.health == "healthy" for r in rows) else 1
+    whole = all(r.health == "healthy" for r in rows)
+    if stack.topology.clustered and stack.supervisor_running():
+        from infra import cluster
+
+        print()
+        print(cluster.format_cluster(stack))
+        whole = whole and not cluster.problems(stack)
+    return 0 if whole else 1
+
+
+def _cluster_stack(args: argparse.Namespace):
+    stack = _stack(args)
+    if not stack.topology.clustered:
+        raise SettingsError(f"stack {stack.name} has no replicas (agentdb:replicas: 0): nothing to switch over to")
+    require_running(stack)
+    return stack
+
+
+def cmd_switchover(args: argparse.Namespace) -> int:
+    from infra import cluster
+
+    cluster.switchover(_cluster_stack(args), args.to, progress=_progress)
+    return 0
+
+
+def cmd_failover(args: argparse.Namespace) -> int:
+    from infra import cluster
+
+    cluster.failover(_cluster_stack(args), args.to, progress=_progress)
+    return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -194,7 +224,7 @@ def require_running(stack) -> None:
     """Refuse, naming the stack and how to start it, when its PostgreSQL is not running."""
     from infra.runner import StackError
 
-    if stack.process_states().get("postgres") is None:
+    if not stack.supervisor_running():
         raise StackError(f"stack {stack.name} is not running; start it with `agentdb up --stack {stack.name}`")
 
 
@@ -228,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", parents=[common], help="stop every service, keep the data").set_defaults(func=cmd_down)
     sub.add_parser("destroy", parents=[common], help="stop and delete .stack/<stack>/").set_defaults(func=cmd_destroy)
     sub.add_parser("status", parents=[common], help="service, address, state, health").set_defaults(func=cmd_status)
+    switch = sub.add_parser(
+        "switchover", parents=[common], help="planned leader change; waits until writes go through PgBouncer"
+    )
+    switch.add_argument("--to", help="the node to promote (default: the sync standby, else the least lag)")
+    switch.set_defaults(func=cmd_switchover)
+    fail = sub.add_parser("failover", parents=[common], help="forced leader change, also without a healthy leader")
+    fail.add_argument("--to", help="the node to promote (default: the sync standby, else the least lag)")
+    fail.set_defaults(func=cmd_failover)
     sub.add_parser("env", parents=[common], help="application connection strings as shell exports").set_defaults(
         func=cmd_env
     )
@@ -289,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from infra.backup import BackupError
+    from infra.cluster import ClusterError
     from infra.cron import CronError
     from infra.migrations import MigrationError
     from infra.runner import StackError
@@ -306,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ToolError, CronError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (MigrationError, BackupError) as exc:
+    except (MigrationError, BackupError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

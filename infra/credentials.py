@@ -26,6 +26,8 @@ PGBOUNCER_STATS = "pgbouncer_stats"
 REDIS_APP_USER = "agentdb_app"
 REDIS_EXPORTER_USER = "agentdb_exporter"
 GRAFANA_ADMIN = "admin"
+REPLICATION_USER = "replicator"  # cluster only: Patroni creates it, replicas stream as it
+PATRONI_REST_USER = "patroni"  # cluster only: guards Patroni's switchover, failover and restart endpoints
 
 
 def secret_names(settings: Settings) -> list[str]:
@@ -41,6 +43,8 @@ def secret_names(settings: Settings) -> list[str]:
     ]
     for db in settings.enabled:
         names += [db.app_role, db.readonly_role]
+    if settings.replicas > 0:
+        names += [REPLICATION_USER, PATRONI_REST_USER]
     return names
 
 

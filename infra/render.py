@@ -12,6 +12,7 @@ from pathlib import Path
 import jinja2
 
 from infra import credentials as sec
+from infra import topology as topo
 from infra import tuning
 from infra.databases import REPO_ROOT
 from infra.settings import Settings
@@ -45,6 +46,20 @@ class Layout:
     exporter_hosts: dict[str, str] = field(default_factory=dict)  # exporter -> host Prometheus scrapes
     client_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     postgres_major: int = 15
+    unit_hosts: bool = False  # each unit has its own host name (its container's), else all share `listen`
+
+    @property
+    def data_root(self) -> str:
+        """The directory that holds PostgreSQL's data directories (one per cluster node)."""
+        return self.postgres_data.rsplit("/", 1)[0]
+
+    @property
+    def pg_bindir(self) -> str:
+        return f"/usr/lib/postgresql/{self.postgres_major}/bin"
+
+    def host_of(self, unit: str) -> str:
+        """The address other units reach `unit` at."""
+        return unit if self.unit_hosts else self.listen
 
     @classmethod
     def local(cls, state_dir: Path, settings: Settings, postgres_major: int) -> Layout:
@@ -97,6 +112,7 @@ class Layout:
             },
             client_networks=("samenet",),
             postgres_major=postgres_major,
+            unit_hosts=True,
         )
 
 
@@ -152,10 +168,38 @@ FILES: dict[str, tuple[str, int]] = {
 }
 
 
+# postgresql.conf lines that name this node's own paths or ports: Patroni sets them per node.
+_NODE_PARAMETERS = {"listen_addresses", "port", "hba_file", "unix_socket_directories", "archive_command"}
+
+
+def conf_parameters(text: str) -> dict[str, str]:
+    """`name = value` lines of a postgresql.conf, values unquoted (for Patroni's parameters)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"postgresql.conf line without '=': {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1].replace("''", "'")
+        out[name.strip()] = value
+    return out
+
+
+def _hba_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
 def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[str, RenderedFile]:
     """Every config file of the stack, keyed by file name."""
     env = _env()
+    topology = topo.build(settings)
     context = {
+        "topology": topology,
+        "primary_host": layout.host_of("haproxy") if topology.clustered else layout.postgres_host,
         "settings": settings,
         "layout": layout,
         "pg": postgres_parameters(settings, layout.postgres_major),
@@ -172,6 +216,25 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         name: RenderedFile(env.get_template(template).render(**context), mode)
         for name, (template, mode) in FILES.items()
     }
+    if topology.clustered:
+        # One Patroni file per node from one template; PostgreSQL's parameters are the ones
+        # postgresql.conf would carry, so a node is tuned exactly like the single server.
+        parameters = conf_parameters(files["postgresql.conf"].content)
+        dcs_parameters = {k: v for k, v in parameters.items() if k not in _NODE_PARAMETERS}
+        pg_hba = _hba_lines(files["pg_hba.conf"].content)
+        loop_wait = settings.patroni_loop_wait
+        cluster_context = {
+            **context,
+            "dcs_parameters": dcs_parameters,
+            "pg_hba": pg_hba,
+            "etcd_hosts": [f"{layout.host_of(m.name)}:{m.port_of('client')}" for m in topology.members],
+            # Patroni needs ttl >= loop_wait + 2 * retry_timeout.
+            "retry_timeout": (settings.patroni_ttl - loop_wait) // 2,
+        }
+        for node in topology.nodes:
+            text = env.get_template("patroni.yml.j2").render(**cluster_context, node=node)
+            files[f"patroni-{node.name}.yml"] = RenderedFile(text, 0o600)
+        files["haproxy.cfg"] = RenderedFile(env.get_template("haproxy.cfg.j2").render(**context))
     # Alert rules: *.yml.j2 are rendered (their `for:` scales with settings), *.yml copied as they are.
     rules = CONFIG_DIR / "rules"
     for path in sorted(rules.glob("*.yml*")) if rules.is_dir() else []:

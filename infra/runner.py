@@ -27,6 +27,7 @@ import jinja2
 
 from infra import credentials as sec
 from infra import render, tools
+from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
 
@@ -131,15 +132,21 @@ class LocalStack:
         return entry.pw_uid, entry.pw_gid
 
     # ----- connection strings ------------------------------------------------------------------
-    def dsn(self, db: Database | str | None, role: str = "admin", via: str = "postgres") -> str:
+    def dsn(
+        self, db: Database | str | None, role: str = "admin", via: str = "postgres", port: int | None = None
+    ) -> str:
         """libpq URL: role admin (superuser, PostgreSQL only), app or readonly; via postgres or pgbouncer.
 
-        `db` is a Database, a database key, or None for the `postgres` database.
+        `db` is a Database, a database key, or None for the `postgres` database. Via postgres is the
+        primary (HAProxy's read-write port in a cluster) unless `port` names a node's own port; via
+        replica is PgBouncer's `<dbname>_replica` pool, which HAProxy routes to the replicas.
         """
         if isinstance(db, str):
             db = DATABASES[db]
         s = self.settings
         secrets = self.secrets()
+        if via == "replica" and not self.topology.clustered:
+            raise ValueError("a stack without replicas (agentdb:replicas: 0) has no replica pool")
         if role == "admin":
             if via != "postgres":
                 raise ValueError("the superuser connects to PostgreSQL directly, not through PgBouncer")
@@ -148,8 +155,10 @@ class LocalStack:
             raise ValueError(f"role {role!r} needs a database")
         else:
             user = {"app": db.app_role, "readonly": db.readonly_role}[role]
-        port = s.postgres_port if via == "postgres" else s.pgbouncer_port
+        port = (port or self.topology.primary_port) if via == "postgres" else s.pgbouncer_port
         dbname = db.name if db else "postgres"
+        if via == "replica":
+            dbname += "_replica"
         password = quote(secrets[user], safe="")
         return f"postgresql://{user}:{password}@{s.bind_address}:{port}/{dbname}"
 
@@ -183,6 +192,8 @@ class LocalStack:
             prefix = db.key.upper()
             out[f"{prefix}_DATABASE_URL"] = self.dsn(db, "app", "pgbouncer")
             out[f"{prefix}_READONLY_DATABASE_URL"] = self.dsn(db, "readonly", "pgbouncer")
+            if self.topology.clustered:
+                out[f"{prefix}_REPLICA_DATABASE_URL"] = self.dsn(db, "readonly", "replica")
         redis_pw = quote(secrets["redis_app"], safe="")
         out["REDIS_URL"] = f"redis://{sec.REDIS_APP_USER}:{redis_pw}@{s.bind_address}:{s.redis_port}/0"
         out["PROMETHEUS_URL"] = f"http://{s.bind_address}:{s.prometheus_port}"
@@ -190,33 +201,50 @@ class LocalStack:
         return out
 
     # ----- services ----------------------------------------------------------------------------
+    @property
+    def topology(self) -> topo.Topology:
+        """What runs (infra/topology.py); the runner maps each unit to a supervisord program."""
+        return topo.build(self.settings)
+
     def services(self) -> list[Service]:
-        s, lay = self.settings, self.layout
+        topology = self.topology
+        return [
+            Service(
+                unit.name,
+                unit.port,
+                self._command(unit),
+                10 * (topology.depth(unit.name) + 1),
+                self._probe(unit.name, unit.health),
+                stopsignal="INT" if unit.kind in {"postgres", "pgbouncer"} else "TERM",
+                environment=self._environment(unit),
+                scheme=_scheme(unit),
+            )
+            for unit in topology.units
+        ]
+
+    def _probe(self, name: str, health: topo.Health) -> Callable[[], None]:
+        """A check that raises while the unit is not healthy, from the topology's description."""
+        s = self.settings
         host = s.bind_address
-        secrets = self.secrets()
-        q = shlex.quote
-        data_source = f"{host}:{s.postgres_port}/postgres?sslmode={'require' if s.tls else 'disable'}"
 
-        def http(port: int, path: str) -> Callable[[], None]:
-            def check() -> None:
-                with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as resp:
-                    if resp.status != 200:
-                        raise StackError(f"HTTP {resp.status}")
+        def http() -> None:
+            with urllib.request.urlopen(f"http://{host}:{health.port}{health.path}", timeout=2) as resp:
+                if resp.status != 200:
+                    raise StackError(f"HTTP {resp.status}")
 
-            return check
-
-        def postgres_ok() -> None:
+        def postgres() -> None:
             import psycopg
 
-            with psycopg.connect(self.dsn(None), connect_timeout=2) as conn:
+            with psycopg.connect(self.dsn(None, port=health.port), connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
 
-        def pgbouncer_ok() -> None:
+        def pgbouncer() -> None:
             import psycopg
 
+            secrets = self.secrets()
             url = (
                 f"postgresql://{sec.PGBOUNCER_ADMIN}:{quote(secrets[sec.PGBOUNCER_ADMIN], safe='')}"
-                f"@{host}:{s.pgbouncer_port}/pgbouncer"
+                f"@{host}:{health.port}/pgbouncer"
             )
             with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
                 # The admin console speaks only the simple query protocol.
@@ -229,9 +257,9 @@ class LocalStack:
 
             client = redis.Redis(
                 host=host,
-                port=s.redis_port,
+                port=health.port,
                 username=sec.REDIS_APP_USER,
-                password=secrets["redis_app"],
+                password=self.secrets()["redis_app"],
                 socket_timeout=2,
             )
             try:
@@ -239,118 +267,96 @@ class LocalStack:
             finally:
                 client.close()
 
-        def running(name: str) -> Callable[[], None]:
-            def check() -> None:
-                if self.process_states().get(name) != "RUNNING":
-                    raise StackError(f"{name} is not running")
+        def running() -> None:
+            if self.process_states().get(name) != "RUNNING":
+                raise StackError(f"{name} is not running")
 
-            return check
-
-        exporter_env = f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
-            f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
-        )
-        queries = self.etc / "postgres_exporter_queries.yaml"
-        pg_exporter_cmd = (
-            f"{tools.binary('prometheus-postgres-exporter')} --web.listen-address={host}:{s.postgres_exporter_port}"
-            " --auto-discover-databases --exclude-databases=template0,template1"
-        )
-        if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
-            pg_exporter_cmd += f" --extend.query-path={queries}"
-        redis_exporter_cmd = "/bin/sh -c " + q(
-            f'REDIS_PASSWORD="$(cat {q(str(self.secrets_dir / "redis_exporter"))})" '
-            f"exec {tools.binary('prometheus-redis-exporter')} -web.listen-address={host}:{s.redis_exporter_port}"
-            f" -redis.addr=redis://{host}:{s.redis_port} -redis.user={sec.REDIS_EXPORTER_USER}"
-        )
-        return [
-            Service(
-                "postgres",
-                s.postgres_port,
-                f"{self.pg_bindir / 'postgres'} -D {lay.postgres_data} -c config_file={self.etc / 'postgresql.conf'}",
-                10,
-                postgres_ok,
-                stopsignal="INT",
-            ),
-            Service(
-                "pgbouncer",
-                s.pgbouncer_port,
-                f"{tools.pgbouncer_binary()} {self.etc / 'pgbouncer.ini'}",
-                20,
-                pgbouncer_ok,
-                stopsignal="INT",
-            ),
-            Service(
-                "redis",
-                s.redis_port,
-                f"{tools.binary('redis-server')} {self.etc / 'redis.conf'}",
-                20,
-                redis_ok,
-            ),
-            Service(
-                "postgres_exporter",
-                s.postgres_exporter_port,
-                pg_exporter_cmd,
-                30,
-                http(s.postgres_exporter_port, "/metrics"),
-                environment=exporter_env,
-                scheme="http",
-            ),
-            Service(
-                "pgbouncer_exporter",
-                s.pgbouncer_exporter_port,
-                f"{Path(sys.executable)} -m infra.exporters.pgbouncer --listen {host}:{s.pgbouncer_exporter_port}"
-                f" --pgbouncer 'host={host} port={s.pgbouncer_port} dbname=pgbouncer user={sec.PGBOUNCER_STATS}'",
-                30,
-                http(s.pgbouncer_exporter_port, "/metrics"),
-                environment=f'PGPASSFILE="{self.etc / "pgpass"}"',
-                scheme="http",
-            ),
-            Service(
-                "redis_exporter",
-                s.redis_exporter_port,
-                redis_exporter_cmd,
-                30,
-                http(s.redis_exporter_port, "/metrics"),
-                scheme="http",
-            ),
-            Service(
-                "webhook",
-                s.webhook_port,
-                f"{Path(sys.executable)} {REPO_ROOT / 'infra' / 'webhook.py'} --listen {host}:{s.webhook_port}"
-                f" --out {self.logs / 'alerts.jsonl'}",
-                30,
-                http(s.webhook_port, "/health"),
-                scheme="http",
-            ),
-            Service(
-                "alertmanager",
-                s.alertmanager_port,
-                f"{tools.binary('prometheus-alertmanager')} --config.file={self.etc / 'alertmanager.yml'}"
-                f" --storage.path={lay.alertmanager_data} --web.listen-address={host}:{s.alertmanager_port}"
-                " --cluster.listen-address=",
-                40,
-                http(s.alertmanager_port, "/-/ready"),
-                scheme="http",
-            ),
-            Service(
-                "prometheus",
-                s.prometheus_port,
-                f"{tools.binary('prometheus')} --config.file={self.etc / 'prometheus.yml'}"
-                f" --storage.tsdb.path={lay.prometheus_data} --web.listen-address={host}:{s.prometheus_port}"
-                " --web.enable-lifecycle",
-                50,
-                http(s.prometheus_port, "/-/ready"),
-                scheme="http",
-            ),
-            Service(
-                "backup_scheduler",
-                0,  # listens nowhere: healthy while supervisord keeps it running
-                f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
-                f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}",
-                40,
-                running("backup_scheduler"),
-                scheme="process",
-            ),
+        return {"http": http, "postgres": postgres, "pgbouncer": pgbouncer, "redis": redis_ok, "process": running}[
+            health.kind
         ]
+
+    def _command(self, unit: topo.Unit) -> str:
+        """The command line of one unit's program (no secrets: those stay in 0600 files)."""
+        s, lay = self.settings, self.layout
+        host = s.bind_address
+        q = shlex.quote
+        venv_bin = Path(sys.executable).parent
+        if unit.kind == "postgres":
+            return f"{self.pg_bindir / 'postgres'} -D {lay.postgres_data} -c config_file={self.etc / 'postgresql.conf'}"
+        if unit.kind == "patroni":
+            return f"{venv_bin / 'patroni'} {self.etc / unit.files[0]}"
+        if unit.kind == "etcd":
+            members = self.topology.members
+            peers = ",".join(f"{m.name}=http://{host}:{m.port_of('peer')}" for m in members)
+            client, peer = f"http://{host}:{unit.port_of('client')}", f"http://{host}:{unit.port_of('peer')}"
+            return (
+                f"{tools.binary('etcd')} --name {unit.name} --data-dir {self.data / unit.data}"
+                f" --listen-client-urls {client} --advertise-client-urls {client}"
+                f" --listen-peer-urls {peer} --initial-advertise-peer-urls {peer}"
+                f" --initial-cluster {peers} --initial-cluster-token agentdb-{self.name}"
+                " --initial-cluster-state new --logger zap --log-outputs stderr"
+            )
+        if unit.kind == "haproxy":
+            return f"{tools.binary('haproxy')} -W -db -f {self.etc / 'haproxy.cfg'}"
+        if unit.kind == "pgbouncer":
+            return f"{tools.pgbouncer_binary()} {self.etc / 'pgbouncer.ini'}"
+        if unit.kind == "redis":
+            return f"{tools.binary('redis-server')} {self.etc / 'redis.conf'}"
+        if unit.kind == "postgres_exporter":
+            cmd = (
+                f"{tools.binary('prometheus-postgres-exporter')} --web.listen-address={host}:{unit.port}"
+                " --auto-discover-databases --exclude-databases=template0,template1"
+            )
+            if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
+                cmd += f" --extend.query-path={self.etc / 'postgres_exporter_queries.yaml'}"
+            return cmd
+        if unit.kind == "pgbouncer_exporter":
+            return (
+                f"{Path(sys.executable)} -m infra.exporters.pgbouncer --listen {host}:{unit.port}"
+                f" --pgbouncer 'host={host} port={s.pgbouncer_port} dbname=pgbouncer user={sec.PGBOUNCER_STATS}'"
+            )
+        if unit.kind == "redis_exporter":
+            return "/bin/sh -c " + q(
+                f'REDIS_PASSWORD="$(cat {q(str(self.secrets_dir / "redis_exporter"))})" '
+                f"exec {tools.binary('prometheus-redis-exporter')} -web.listen-address={host}:{unit.port}"
+                f" -redis.addr=redis://{host}:{s.redis_port} -redis.user={sec.REDIS_EXPORTER_USER}"
+            )
+        if unit.kind == "webhook":
+            return (
+                f"{Path(sys.executable)} {REPO_ROOT / 'infra' / 'webhook.py'} --listen {host}:{unit.port}"
+                f" --out {self.logs / 'alerts.jsonl'}"
+            )
+        if unit.kind == "alertmanager":
+            return (
+                f"{tools.binary('prometheus-alertmanager')} --config.file={self.etc / 'alertmanager.yml'}"
+                f" --storage.path={lay.alertmanager_data} --web.listen-address={host}:{unit.port}"
+                " --cluster.listen-address="
+            )
+        if unit.kind == "prometheus":
+            return (
+                f"{tools.binary('prometheus')} --config.file={self.etc / 'prometheus.yml'}"
+                f" --storage.tsdb.path={lay.prometheus_data} --web.listen-address={host}:{unit.port}"
+                " --web.enable-lifecycle"
+            )
+        if unit.kind == "backup_scheduler":
+            return (
+                f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
+                f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
+            )
+        raise StackError(f"the local runner has no program for units of kind {unit.kind!r} ({unit.name})")
+
+    def _environment(self, unit: topo.Unit) -> str:
+        s = self.settings
+        if unit.kind == "postgres_exporter":
+            data_source = (
+                f"{s.bind_address}:{self.topology.primary_port}/postgres?sslmode={'require' if s.tls else 'disable'}"
+            )
+            return f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
+                f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
+            )
+        if unit.kind == "pgbouncer_exporter":
+            return f'PGPASSFILE="{self.etc / "pgpass"}"'
+        return ""
 
     # ----- supervisord -------------------------------------------------------------------------
     def _ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -443,8 +449,16 @@ class LocalStack:
         secrets = sec.ensure(self.secrets_dir, self.settings, owner)
         if owner:
             _chown_tree(self.state_dir, owner, self.data)
+        for unit in self.topology.units:
+            # Patroni and etcd make their own data directories' contents; they must own an empty one.
+            if unit.kind in {"patroni", "etcd"}:
+                path = self.data / unit.data
+                path.mkdir(exist_ok=True)
+                os.chmod(path, 0o700)
+                if owner:
+                    os.chown(path, *owner)
         pg_data = Path(lay.postgres_data)
-        if not (pg_data / "PG_VERSION").exists():
+        if not self.topology.clustered and not (pg_data / "PG_VERSION").exists():
             progress(f"initialising PostgreSQL {self.pg_major} data directory")
             pg_data.mkdir(parents=True, exist_ok=True)
             os.chmod(pg_data, 0o700)
@@ -514,22 +528,21 @@ class LocalStack:
             if owner:
                 os.chown(path, *owner)
 
-    def _check_ports(self, services: list[Service], running: dict[str, str]) -> None:
-        for svc in services:
-            if running.get(svc.name) == "RUNNING":
+    def _check_ports(self, running: dict[str, str]) -> None:
+        family = socket.AF_INET6 if ":" in self.settings.bind_address else socket.AF_INET
+        for unit in self.topology.units:
+            if running.get(unit.name) == "RUNNING":
                 continue
-            with socket.socket(socket.AF_INET6 if ":" in self.settings.bind_address else socket.AF_INET) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((self.settings.bind_address, svc.port))
-                except OSError:
-                    key = "agentdb:" + "".join(
-                        part.capitalize() if i else part for i, part in enumerate(f"{svc.name}_port".split("_"))
-                    )
-                    raise StackError(
-                        f"{svc.name}: port {svc.port} on {self.settings.bind_address} is already in use; "
-                        f"stop what holds it or set {key} in the stack file"
-                    ) from None
+            for port in unit.ports:
+                with socket.socket(family) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        probe.bind((self.settings.bind_address, port.number))
+                    except OSError:
+                        raise StackError(
+                            f"{unit.name}: port {port.number} on {self.settings.bind_address} is already in use; "
+                            f"stop what holds it or set {port.key} in the stack file"
+                        ) from None
 
     def _wait_healthy(self, services: list[Service], progress: Progress) -> None:
         for svc in services:
@@ -561,7 +574,7 @@ class LocalStack:
         was_running = self.supervisor_running()
         states = self.process_states()
         # Port conflicts are found before anything starts or changes.
-        self._check_ports(self.services() if self.secrets_dir.exists() else self._services_for_ports(), states)
+        self._check_ports(states)
         self._prepare(progress)
         services = self.services()
         conf = self._render_supervisord(services)
@@ -581,6 +594,10 @@ class LocalStack:
                 self._ctl("update")
                 self._ctl("start", "all")
             self._wait_healthy(services, progress)
+            if self.topology.clustered:
+                from infra import cluster
+
+                cluster.wait_ready(self, progress)
             backup.ensure_stanza(self, progress)
             progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
             baseline.apply(self, progress)
@@ -591,9 +608,8 @@ class LocalStack:
         return self.status()
 
     def _services_for_ports(self) -> list[Service]:
-        """Services with placeholder secrets, only to learn names and ports before secrets exist."""
-        s = self.settings
-        return [Service(name, port, "", 0, lambda: None) for name, port in s.ports().items() if name != "grafana"]
+        """Services without commands or checks: names and ports, before secrets and binaries exist."""
+        return [Service(u.name, u.port, "", 0, lambda: None) for u in self.topology.units]
 
     def _shutdown(self) -> None:
         if self.supervisor_running():
@@ -636,6 +652,14 @@ class LocalStack:
         if not path.exists():
             return f"(no log at {path})"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _scheme(unit: topo.Unit) -> str:
+    """How the status table names the unit's main port."""
+    if unit.health.kind == "process":
+        return "process"
+    # A Patroni node is checked over HTTP on its REST port but serves PostgreSQL on its own.
+    return "http" if unit.health.kind == "http" and unit.health.port == unit.port else "tcp"
 
 
 def _healthy(svc: Service) -> bool:

@@ -42,7 +42,7 @@ class Settings(BaseModel):
 
     # Where services listen.
     bind_address: str = _f("127.0.0.1", "Address every service binds to in the local runner")
-    postgres_port: int = _f(5432, "PostgreSQL port", ge=1, le=65535)
+    postgres_port: int = _f(5432, "PostgreSQL port; in a cluster node N listens on this port + N - 1", ge=1, le=65535)
     pgbouncer_port: int = _f(6432, "PgBouncer port (applications connect here)", ge=1, le=65535)
     redis_port: int = _f(6379, "Redis port", ge=1, le=65535)
     prometheus_port: int = _f(9090, "Prometheus port", ge=1, le=65535)
@@ -52,6 +52,35 @@ class Settings(BaseModel):
     pgbouncer_exporter_port: int = _f(9127, "pgbouncer_exporter port", ge=1, le=65535)
     redis_exporter_port: int = _f(9121, "redis_exporter port", ge=1, le=65535)
     grafana_port: int = _f(3000, "Grafana port (started only where a grafana-server binary exists)", ge=1, le=65535)
+    # The cluster's ports (agentdb:replicas > 0); per node or member N the port is the base + N - 1,
+    # as in Patroni's own example files.
+    patroni_port: int = _f(8008, "Cluster: Patroni REST API port of node 1; node N uses this + N - 1", ge=1, le=65535)
+    etcd_client_port: int = _f(
+        2379, "Cluster: etcd client port of member 1; member N uses this + N - 1", ge=1, le=65535
+    )
+    etcd_peer_port: int = _f(2382, "Cluster: etcd peer port of member 1; member N uses this + N - 1", ge=1, le=65535)
+    haproxy_port: int = _f(5000, "Cluster: HAProxy read-write port, routed to the leader", ge=1, le=65535)
+    haproxy_replica_port: int = _f(
+        5001, "Cluster: HAProxy read-only port, routed to replicas within replicaMaxLag", ge=1, le=65535
+    )
+
+    # High availability: Patroni nodes with etcd as the DCS and HAProxy in front (infra/topology.py).
+    replicas: int = _f(
+        0, "Replicas beside the leader; 0 runs one PostgreSQL without Patroni, etcd or HAProxy", ge=0, le=8
+    )
+    synchronous_mode: bool = _f(
+        False, "Cluster: Patroni synchronous_mode, so no acknowledged commit is lost at failover"
+    )
+    maximum_lag_on_failover: int = _f(
+        1048576, "Cluster: bytes a replica may lag and still be promoted by a failover", ge=0
+    )
+    replica_max_lag: int = _f(
+        1048576, "Cluster: bytes a replica may lag and still get reads through the read-only port", ge=0
+    )
+    patroni_ttl: int = _f(
+        30, "Cluster: seconds the leader lock lives; a dead leader is replaced after about this long", ge=20, le=3600
+    )
+    patroni_loop_wait: int = _f(10, "Cluster: seconds between Patroni's HA loop runs", ge=1, le=600)
 
     # Which application databases exist.
     databases: list[str] = _f(
@@ -163,15 +192,21 @@ class Settings(BaseModel):
                 "defaultPoolSize + reservePoolSize "
                 f"({self.default_pool_size + self.reserve_pool_size}) exceeds maxClientConn ({self.max_client_conn})"
             )
-        seen: dict[int, str] = {}
-        for service, port in self.ports().items():
-            if port in seen:
-                raise ValueError(f"{seen[port]} and {service} both use port {port}")
-            seen[port] = service
+        if self.patroni_loop_wait * 2 > self.patroni_ttl:
+            # Patroni needs ttl >= loop_wait + 2 * retry_timeout, and retry_timeout must stay >= loop_wait/2.
+            raise ValueError(
+                f"patroniLoopWait ({self.patroni_loop_wait}) must be at most half of patroniTtl ({self.patroni_ttl})"
+            )
+        from infra import topology  # the topology says what runs, so it knows which ports must differ
+
+        topology.check_ports(self)
         return self
 
     def ports(self) -> dict[str, int]:
-        """Service name -> port, for every service the stack runs."""
+        """Setting name (without `_port`) -> base port, for every port setting.
+
+        What listens where, per node and member, is `infra.topology.build(settings)`.
+        """
         return {
             name.removesuffix("_port"): getattr(self, name)
             for name in type(self).model_fields

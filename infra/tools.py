@@ -58,6 +58,8 @@ PACKAGE_OF = {
     "prometheus-alertmanager": "apt package prometheus-alertmanager",
     "supervisord": "the virtualenv's supervisor",
     "pgbackrest": "apt package pgbackrest",
+    "etcd": "apt package etcd-server",
+    "haproxy": "apt package haproxy",
     "grafana-server": "package grafana from Grafana's apt repository (apt.grafana.com)",
 }
 

@@ -63,9 +63,22 @@ def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, re
     return {**files, "postgres_exporter_queries.yaml": render.RenderedFile(path.read_text())}
 
 
+def realized(settings: Settings) -> Settings:
+    """The settings this program deploys: the cluster's containers are not declared here yet, so a stack
+    with replicas gets the single PostgreSQL rather than a PgBouncer pointed at an HAProxy that is not there.
+    """
+    return settings.model_copy(update={"replicas": 0})
+
+
 def build(stack: str, settings: Settings, password_overrides: pulumi.Output | None = None) -> dict[str, object]:
     """Create every resource of the stack and return the stack outputs."""
     check_publishing(stack, settings)
+    if settings.replicas > 0:
+        pulumi.log.warn(
+            f"agentdb:replicas: {settings.replicas} is realized by the local runner only so far;"
+            " this Docker stack runs one PostgreSQL without Patroni"
+        )
+    settings = realized(settings)
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     keep = keep_data(settings)
 

@@ -13,7 +13,7 @@ import pytest
 from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
 
 from infra import migrations, render
-from infra.program import PUBLISHABLE, check_publishing, settings_from_config
+from infra.program import PUBLISHABLE, check_publishing, realized, settings_from_config
 from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
 from infra.settings import Settings, SettingsError, load, stack_file
 
@@ -159,7 +159,7 @@ def test_resource_limits_equal_the_tuning_inputs(deployments, stack, service):
 @pytest.mark.parametrize("stack", STACKS)
 def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
     deployment = deployments[stack]
-    settings = settings_of(stack)
+    settings = realized(settings_of(stack))
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     expected = render.render(settings, deployment.passwords(), layout)
     uploaded = {}
@@ -215,3 +215,11 @@ def test_outputs(deployments, stack):
     assert outputs["grafana_url"][0] == f"http://{settings.bind_address}:{settings.grafana_port}"
     assert str(settings.prometheus_port) in outputs["prometheus_url"][0]
     assert sorted(outputs["revisions"][0]) == sorted(settings.databases)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_a_stack_with_replicas_deploys_the_single_postgresql_until_the_cluster_is_declared(deployments, stack):
+    assert settings_of(stack).replicas > 0
+    containers = deployments[stack].containers()
+    assert "postgres" in containers
+    assert not any(name.startswith(("pg-", "etcd", "haproxy")) for name in containers)

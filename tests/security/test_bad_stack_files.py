@@ -49,6 +49,13 @@ BAD_VALUES = [
         ["defaultPoolSize", "maxClientConn"],
     ),
     ("bind-address-not-ip", {"agentdb:bindAddress": "localhost:5"}, ["agentdb:bindAddress", "not an IP address"]),
+    ("replicas-negative", {"agentdb:replicas": -1}, ["agentdb:replicas", "greater than or equal to 0"]),
+    ("patroni-ttl-too-short", {"agentdb:patroniTtl": 5}, ["agentdb:patroniTtl", "greater than or equal to 20"]),
+    (
+        "cluster-port-clash",
+        {"agentdb:replicas": 2, "agentdb:postgresPort": 40010, "agentdb:patroniPort": 40011},
+        ["pg-1", "pg-2", "40011", "agentdb:patroniPort", "agentdb:postgresPort"],
+    ),
     ("image-latest", {"agentdb:baseImage": "debian:latest"}, ["agentdb:baseImage", "pinned"]),
     ("image-untagged", {"agentdb:grafanaImage": "grafana/grafana-oss"}, ["agentdb:grafanaImage", "pinned"]),
     ("image-empty-tag", {"agentdb:baseImage": "debian:"}, ["agentdb:baseImage", "pinned"]),

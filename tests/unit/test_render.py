@@ -87,3 +87,100 @@ def test_scram_verifier_shape():
     assert iterations == "4096"
     assert sec.scram_sha256("alice", "secret") == verifier
     assert sec.scram_sha256("bob", "secret") != verifier
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    settings = load("prod")  # replicas 2, synchronousMode on
+    secrets = {name: sec.generate_password() for name in sec.secret_names(settings)}
+    layout = render.Layout.local(STATE, settings, 15)
+    return settings, secrets, render.render(settings, secrets, layout)
+
+
+def test_prod_is_a_three_node_synchronous_cluster(cluster):
+    settings, _, _ = cluster
+    assert (settings.replicas, settings.synchronous_mode) == (2, True)
+
+
+@pytest.mark.parametrize("node", ["pg-1", "pg-2", "pg-3"])
+def test_one_patroni_file_per_node_0600_with_its_own_name_ports_and_data(cluster, node):
+    import yaml
+
+    settings, _, files = cluster
+    file = files[f"patroni-{node}.yml"]
+    assert file.mode == 0o600
+    doc = yaml.safe_load(file.content)
+    index = int(node.split("-")[1])
+    assert doc["name"] == node
+    assert doc["postgresql"]["listen"].endswith(f":{settings.postgres_port + index - 1}")
+    assert doc["restapi"]["listen"].endswith(f":{settings.patroni_port + index - 1}")
+    assert doc["postgresql"]["data_dir"] == f"{STATE}/data/{node}"
+    assert f"--pg1-path={STATE}/data/{node} " in doc["postgresql"]["parameters"]["archive_command"]
+    assert len(doc["etcd3"]["hosts"]) == 3
+
+
+def test_patroni_bootstrap_carries_the_tuning_and_the_cluster_settings(cluster):
+    import yaml
+
+    settings, _, files = cluster
+    dcs = yaml.safe_load(files["patroni-pg-2.yml"].content)["bootstrap"]["dcs"]
+    parameters = dcs["postgresql"]["parameters"]
+    for name, value in render.postgres_parameters(settings).items():
+        assert parameters[name] == value.strip("'"), name
+    assert "pg_cron" in parameters["shared_preload_libraries"]
+    assert parameters["cron.database_name"] == "postgres"
+    assert not {"port", "listen_addresses", "hba_file", "archive_command"} & set(parameters)
+    assert dcs["synchronous_mode"] is True
+    assert dcs["maximum_lag_on_failover"] == settings.maximum_lag_on_failover
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["ttl"] >= dcs["loop_wait"] + 2 * dcs["retry_timeout"]
+
+
+def test_cluster_hba_is_scram_and_lets_only_the_replication_user_replicate(cluster):
+    import yaml
+
+    _, _, files = cluster
+    hba = yaml.safe_load(files["patroni-pg-1.yml"].content)["postgresql"]["pg_hba"]
+    assert hba and all(line.split()[-1] == "scram-sha-256" for line in hba)
+    assert {line.split()[2] for line in hba if line.split()[1] == "replication"} == {sec.REPLICATION_USER}
+
+
+def test_haproxy_routes_by_patronis_health_endpoints(cluster):
+    settings, _, files = cluster
+    cfg = files["haproxy.cfg"].content
+    assert f"bind 127.0.0.1:{settings.haproxy_port}\n    option httpchk OPTIONS /primary\n" in cfg
+    assert f"option httpchk OPTIONS /replica?lag={settings.replica_max_lag}\n" in cfg
+    for i in range(3):
+        pg, rest = settings.postgres_port + i, settings.patroni_port + i
+        assert cfg.count(f"server pg-{i + 1} 127.0.0.1:{pg} check port {rest}\n") == 2
+
+
+def test_pgbouncer_has_a_primary_and_a_replica_pool_per_database(cluster):
+    settings, _, files = cluster
+    ini = files["pgbouncer.ini"].content
+    for db in settings.enabled:
+        assert f"\n{db.name} = host=127.0.0.1 port={settings.haproxy_port} dbname={db.name} " in ini
+        assert f"\n{db.name}_replica = host=127.0.0.1 port={settings.haproxy_replica_port} dbname={db.name} " in ini
+
+
+def test_cluster_passwords_stay_in_0600_files(cluster):
+    _, secrets, files = cluster
+    for name, file in files.items():
+        if any(secret in file.content for secret in secrets.values()):
+            assert file.mode == 0o600, name
+            assert name == "pgpass" or name.startswith("patroni-"), name
+
+
+@pytest.mark.parametrize(("job", "setting", "count"), [("patroni", "patroni_port", 3), ("etcd", "etcd_client_port", 3)])
+def test_prometheus_scrapes_every_node_and_member(cluster, job, setting, count):
+    import yaml
+
+    settings, _, files = cluster
+    jobs = {j["job_name"]: j for j in yaml.safe_load(files["prometheus.yml"].content)["scrape_configs"]}
+    base = getattr(settings, setting)
+    assert jobs[job]["static_configs"][0]["targets"] == [f"127.0.0.1:{base + i}" for i in range(count)]
+
+
+def test_a_single_postgresql_has_no_cluster_scrape_jobs(rendered):
+    _, _, files = rendered
+    assert "job_name: patroni" not in files["prometheus.yml"].content

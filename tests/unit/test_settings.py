@@ -20,6 +20,15 @@ def test_stack_file_validates(stack):
     assert isinstance(load(stack), Settings)
 
 
+@pytest.mark.parametrize(("stack", "replicas"), [("dev", 0), ("staging", 1), ("prod", 2)])
+def test_stack_replicas(stack, replicas):
+    assert load(stack).replicas == replicas
+
+
+def test_only_prod_runs_synchronous_replication():
+    assert [load(s).synchronous_mode for s in ("dev", "staging", "prod")] == [False, False, True]
+
+
 def test_prod_is_bigger_than_dev():
     dev, prod = load("dev"), load("prod")
     assert prod.memory_mb > dev.memory_mb and prod.cpus > dev.cpus
@@ -73,6 +82,12 @@ def test_pulumi_yaml_config_block_matches_the_model():
         ({"agentdb:runbookBaseUrl": "https://x/runbooks"}, "agentdb:runbookBaseUrl", "must end with /"),
         ({"agentdb:runbookBaseUrl": "https://x/{{ a }}/"}, "agentdb:runbookBaseUrl", "no spaces, quotes or braces"),
         ({"memoryMb": 5}, "memoryMb", "no namespace"),
+        ({"agentdb:replicas": -1}, "agentdb:replicas", "greater than or equal to 0"),
+        ({"agentdb:replicas": 9}, "agentdb:replicas", "less than or equal to 8"),
+        ({"agentdb:patroniTtl": 10}, "agentdb:patroniTtl", "greater than or equal to 20"),
+        ({"agentdb:patroniLoopWait": 11, "agentdb:patroniTtl": 20}, "agentdb", "at most half of patroniTtl"),
+        ({"agentdb:replicaMaxLag": -1}, "agentdb:replicaMaxLag", "greater than or equal to 0"),
+        ({"agentdb:synchronousMode": "maybe"}, "agentdb:synchronousMode", "valid boolean"),
     ],
 )
 def test_bad_settings_name_key_and_rule(config, key, rule):

@@ -20,6 +20,8 @@ STACK_BINARIES = [
     "prometheus-alertmanager",
     "supervisord",
     "pgbackrest",
+    "etcd",  # the cluster's (agentdb:replicas > 0)
+    "haproxy",
 ]
 
 
@@ -95,6 +97,18 @@ def test_stack_binary_is_found_and_reports_a_version(name):
     path = tools.binary(name)
     assert path.name == name
     assert tools.version_of(path)
+
+
+def test_patroni_is_the_pinned_4x_and_finds_psycopg():
+    import importlib.metadata
+
+    from patroni import psycopg as patroni_psycopg
+
+    assert importlib.metadata.version("patroni").startswith("4.")
+    import psycopg
+
+    # Patroni takes psycopg 3 (the venv's) when psycopg2 is absent; without either it cannot run.
+    assert patroni_psycopg.OperationalError is psycopg.OperationalError
 
 
 def test_unknown_binary_is_a_tool_error_naming_it():

@@ -1,0 +1,143 @@
+"""The topology: what runs for a stack's settings, said once, with its ports and health checks.
+
+The expected unit lists are written out by hand per mode, so the tests do not merely restate the code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import topology
+from infra.settings import Settings, SettingsError, parse
+
+SINGLE = [
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter",
+    "pgbouncer_exporter",
+    "redis_exporter",
+    "webhook",
+    "alertmanager",
+    "prometheus",
+    "backup_scheduler",
+]
+CLUSTER_OF_3 = ["etcd-1", "etcd-2", "etcd-3", "pg-1", "pg-2", "pg-3", "haproxy", *SINGLE[1:]]
+
+
+@pytest.mark.parametrize(
+    ("replicas", "expected"),
+    [(0, SINGLE), (1, [*CLUSTER_OF_3[:5], *CLUSTER_OF_3[6:]]), (2, CLUSTER_OF_3)],
+    ids=["single", "two-nodes", "three-nodes"],
+)
+def test_units_per_mode(replicas, expected):
+    assert [u.name for u in topology.build(Settings(replicas=replicas)).units] == expected
+
+
+def test_replicas_0_is_todays_stack_on_todays_ports():
+    s = Settings()
+    t = topology.build(s)
+    assert not t.clustered and t.replica_port is None
+    assert t.primary_port == s.postgres_port == 5432
+    ports = {u.name: u.port for u in t.units}
+    assert ports == {
+        "postgres": 5432,
+        "pgbouncer": 6432,
+        "redis": 6379,
+        "postgres_exporter": 9187,
+        "pgbouncer_exporter": 9127,
+        "redis_exporter": 9121,
+        "webhook": 9095,
+        "alertmanager": 9093,
+        "prometheus": 9090,
+        "backup_scheduler": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("unit", "role", "port"),
+    [
+        ("pg-1", "postgres", 5432),
+        ("pg-2", "postgres", 5433),
+        ("pg-3", "postgres", 5434),
+        ("pg-1", "rest", 8008),
+        ("pg-3", "rest", 8010),
+        ("etcd-1", "client", 2379),
+        ("etcd-3", "client", 2381),
+        ("etcd-1", "peer", 2382),
+        ("etcd-3", "peer", 2384),
+        ("haproxy", "primary", 5000),
+        ("haproxy", "replica", 5001),
+    ],
+)
+def test_cluster_ports_are_base_plus_index(unit, role, port):
+    assert topology.build(Settings(replicas=2)).unit(unit).port_of(role) == port
+
+
+def test_cluster_endpoints_are_haproxys_ports():
+    t = topology.build(Settings(replicas=2, haproxy_port=7000, haproxy_replica_port=7001))
+    assert (t.primary_port, t.replica_port) == (7000, 7001)
+    assert t.unit("pgbouncer").after == ("haproxy",)
+
+
+@pytest.mark.parametrize(
+    ("unit", "kind", "port", "path"),
+    [
+        ("etcd-2", "http", 2380, "/health"),
+        ("pg-2", "http", 8009, "/health"),
+        ("haproxy", "postgres", 5000, ""),
+        ("pgbouncer", "pgbouncer", 6432, ""),
+        ("backup_scheduler", "process", 0, ""),
+    ],
+)
+def test_health_checks_are_data(unit, kind, port, path):
+    health = topology.build(Settings(replicas=2)).unit(unit).health
+    assert (health.kind, health.port, health.path) == (kind, port, path)
+
+
+def test_start_order_follows_after():
+    t = topology.build(Settings(replicas=2))
+    assert [t.depth(n) for n in ("etcd-1", "pg-1", "haproxy", "pgbouncer", "pgbouncer_exporter")] == [0, 1, 2, 3, 4]
+
+
+def test_each_node_and_member_has_its_own_data_directory_and_file():
+    t = topology.build(Settings(replicas=2))
+    assert [n.data for n in t.nodes] == ["pg-1", "pg-2", "pg-3"]
+    assert [n.files for n in t.nodes] == [("patroni-pg-1.yml",), ("patroni-pg-2.yml",), ("patroni-pg-3.yml",)]
+    assert [m.data for m in t.members] == ["etcd-1", "etcd-2", "etcd-3"]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"agentdb:replicas": 2, "agentdb:patroniPort": 5433},
+            "pg-1 and pg-2 both use port 5433 (agentdb:patroniPort and agentdb:postgresPort)",
+        ),
+        (
+            {"agentdb:replicas": 1, "agentdb:etcdPeerPort": 2380},
+            "etcd-1 and etcd-2 both use port 2380 (agentdb:etcdPeerPort and agentdb:etcdClientPort)",
+        ),
+        (
+            {"agentdb:replicas": 1, "agentdb:haproxyPort": 6432},
+            "haproxy and pgbouncer both use port 6432 (agentdb:haproxyPort and agentdb:pgbouncerPort)",
+        ),
+        ({"agentdb:replicas": 2, "agentdb:postgresPort": 65534}, "pg-3's postgres port 65536"),
+        ({"agentdb:grafanaPort": 6379}, "redis and grafana both use port 6379"),
+    ],
+)
+def test_cluster_port_conflicts_name_both_keys(config, message):
+    with pytest.raises(SettingsError) as err:
+        parse(config)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"agentdb:patroniPort": 5433},  # Patroni does not run without replicas
+        {"agentdb:haproxyPort": 6432 + 1, "agentdb:etcdClientPort": 5432},
+    ],
+)
+def test_cluster_ports_are_free_to_clash_when_no_cluster_runs(config):
+    assert parse(config).replicas == 0
