@@ -16,7 +16,7 @@ import yaml
 from pydantic.alias_generators import to_camel
 
 from infra import credentials as sec
-from infra import cron, migrations, render
+from infra import cron, migrations, render, topology
 from infra.databases import DATABASES
 from infra.settings import Settings
 from tests.pulumi.mockstack import DYNAMIC, deploy
@@ -40,6 +40,9 @@ def changed_value(name: str) -> Any:
         return CHANGED[name]
     if isinstance(default, bool):
         return not default
+    if isinstance(default, int) and name.endswith("_port"):
+        # Far from the others: a cluster's nodes and members take the ports after each base port.
+        return default + 10007
     if isinstance(default, int):
         return default + 1
     if isinstance(default, float):
@@ -51,7 +54,7 @@ def changed_value(name: str) -> Any:
 
 
 def footprint(settings: Settings) -> dict[str, str]:
-    """Rendered files (local and Docker), cron jobs and database runtime values, by name."""
+    """Rendered files (local and Docker), the topology, cron jobs and database runtime values, by name."""
     secrets = {name: f"password-of-{name}" for name in sec.secret_names(settings)}
     out: dict[str, str] = {}
     for realization, layout in (
@@ -60,12 +63,16 @@ def footprint(settings: Settings) -> dict[str, str]:
     ):
         for name, rendered in render.render(settings, secrets, layout).items():
             out[f"{realization}:{name}"] = f"{rendered.mode:o} {rendered.content}"
+    # What runs, with its ports (the local runner passes some of them on command lines, not in files).
+    out["topology"] = repr(topology.build(settings))
     for key, db in DATABASES.items():
         out[f"cron:{key}"] = repr(cron.jobs(db, settings))
         out[f"database:{key}"] = repr(migrations.runtime_values(key, settings))
     return out
 
 
+# A key is read when changing it changes either shape of stack.
+BASES: list[dict[str, Any]] = [{}, {"replicas": 2}]
 _declared: dict[str, dict] = {}
 
 
@@ -87,8 +94,10 @@ def declared(tmp_path: Path, config: dict[str, Any]) -> dict:
 @pytest.mark.parametrize("name", list(Settings.model_fields))
 def test_changing_the_setting_changes_the_stack(name, tmp_path):
     value = changed_value(name)
-    if footprint(Settings(**{name: value})) != footprint(Settings()):
-        return
+    # Both shapes of stack: a single server, and a cluster (whose keys a single server ignores).
+    for base in BASES:
+        if footprint(Settings(**{**base, name: value})) != footprint(Settings(**base)):
+            return
     # Nothing the local runner or the databases see changed: the Docker program must read it.
     assert declared(tmp_path, {name: value}) != declared(tmp_path, {}), (
         f"agentdb:{to_camel(name)} is read by nothing: no rendered file, cron job, database setting or Pulumi"
