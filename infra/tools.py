@@ -58,6 +58,7 @@ PACKAGE_OF = {
     "prometheus-alertmanager": "apt package prometheus-alertmanager",
     "supervisord": "the virtualenv's supervisor",
     "pgbackrest": "apt package pgbackrest",
+    "pgbadger": "apt package pgbadger",
     "grafana-server": "package grafana from Grafana's apt repository (apt.grafana.com)",
 }
 

@@ -38,6 +38,7 @@ PACKAGES=(
   redis-server redis-tools
   prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter
   pgbackrest
+  pgbadger # agentdb report: HTML reports of PostgreSQL's CSV logs
   python3 python3-venv python3-dev
   build-essential pkg-config dpkg-dev libevent-dev libssl-dev libc-ares-dev
   ca-certificates curl

@@ -1,0 +1,121 @@
+"""`agentdb report`: PostgreSQL's CSV logs become a pgBadger report that shows a slow statement and a lock wait."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from tests.conftest import agentdb, write_stack_file
+
+DB = "qlearning"
+
+
+def _slow_statement(stack, marker: str) -> None:
+    """A statement twice as slow as the stack's logging threshold, by the app role through PgBouncer."""
+    seconds = 2 * stack.settings.log_slow_statement_ms / 1000
+    with psycopg.connect(stack.dsn(DB, "app", "pgbouncer"), autocommit=True) as conn:
+        conn.execute(f"SELECT pg_sleep({seconds}) /* {marker} */")
+
+
+def _lock_wait(stack, marker: str) -> None:
+    """A transaction holds an advisory lock three times the logging threshold while another waits for it."""
+    key = uuid.uuid4().int % 2**31
+    hold = 3 * stack.settings.log_lock_wait_ms / 1000
+    with (
+        psycopg.connect(stack.dsn(DB, "app", "pgbouncer")) as holder,
+        psycopg.connect(stack.dsn(DB, "app", "pgbouncer")) as waiter,
+    ):
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        waiting = threading.Thread(target=waiter.execute, args=(f"SELECT pg_advisory_xact_lock({key}) /* {marker} */",))
+        waiting.start()
+        time.sleep(hold)
+        holder.commit()
+        waiting.join(timeout=30)
+        waiter.commit()
+    assert not waiting.is_alive()
+
+
+@pytest.fixture(scope="module")
+def reported(stack, tmp_path_factory):
+    """A slow statement, a lock wait, then the report in JSON and in HTML."""
+    slow, locked = f"slow_{uuid.uuid4().hex}", f"locked_{uuid.uuid4().hex}"
+    _slow_statement(stack, slow)
+    _lock_wait(stack, locked)
+    out = tmp_path_factory.mktemp("report")
+    runs = {fmt: stack.cli("report", "--out", str(out / f"report.{fmt}")) for fmt in ("json", "html")}
+    return slow, locked, json.loads((out / "report.json").read_text()), (out / "report.html").read_text(), runs
+
+
+def test_slow_statement_is_in_the_slowest_queries(stack, reported):
+    slow, _, report, _, _ = reported
+    durations = [float(entry[0]) for rows in report["top_slowest"].values() for entry in rows if slow in entry[2]]
+    assert durations, [entry[2][:80] for rows in report["top_slowest"].values() for entry in rows]
+    assert durations[0] >= 2 * stack.settings.log_slow_statement_ms
+
+
+def test_lock_wait_is_in_the_most_locked_queries(stack, reported):
+    _, locked, report, _, _ = reported
+    waits = [float(entry[0]) for rows in report["top_locked_info"].values() for entry in rows if locked in entry[2]]
+    assert waits, report["top_locked_info"]
+    assert waits[0] >= stack.settings.log_lock_wait_ms
+
+
+def test_html_report_shows_both(reported):
+    slow, locked, _, html, _ = reported
+    assert slow in html and locked in html
+
+
+def test_report_says_what_it_parses(reported):
+    *_, runs = reported
+    for fmt, run in runs.items():
+        assert "pgbadger: parsing" in run.stdout and "MiB" in run.stdout, run.stdout
+        assert "report written to" in run.stdout and f"report.{fmt}" in run.stdout, run.stdout
+
+
+def test_since_leaves_out_what_came_before(stack, tmp_path):
+    before, after = f"before_{uuid.uuid4().hex}", f"after_{uuid.uuid4().hex}"
+    _slow_statement(stack, before)
+    time.sleep(1.1)  # pgBadger's --begin has whole seconds
+    since = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(0.1)
+    _slow_statement(stack, after)
+    stack.cli("report", "--since", since.isoformat(), "--out", str(tmp_path / "r.json"))
+    text = (tmp_path / "r.json").read_text()
+    assert after in text and before not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "no PostgreSQL logs in"),
+        (("--since", "yesterday"), "--since: 'yesterday' is neither a duration"),
+        (("--since", "2999-01-01T00:00:00"), "is in the future"),
+        (("--out", "report.pdf"), "--out: report.pdf must end with .html or .json"),
+    ],
+)
+def test_bad_report_requests_are_refused(tmp_path, args, message):
+    """No stack runs here: the refusals need none, and nothing is written."""
+    stack_file = write_stack_file(tmp_path, "nologs")
+    out = () if "--out" in args else ("--out", str(tmp_path / "r.html"))
+    state = tmp_path / "state"
+    result = agentdb(
+        "report",
+        "--stack",
+        "nologs",
+        "--stack-file",
+        str(stack_file),
+        "--state-dir",
+        str(state),
+        *args,
+        *out,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    assert message in result.stderr, result.stderr
+    assert not (tmp_path / "r.html").exists() and not state.exists()
