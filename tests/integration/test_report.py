@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -119,3 +120,29 @@ def test_bad_report_requests_are_refused(tmp_path, args, message):
     assert result.returncode == 2, result
     assert message in result.stderr, result.stderr
     assert not (tmp_path / "r.html").exists() and not state.exists()
+
+
+@pytest.mark.parametrize(
+    ("parameter", "expected"),
+    [
+        ("logging_collector", "on"),
+        ("log_destination", "csvlog"),
+        ("log_truncate_on_rotation", "on"),
+        ("log_rotation_age", "1h"),
+        ("log_rotation_size", "100MB"),
+        ("log_min_duration_statement", "100ms"),
+        ("deadlock_timeout", "200ms"),
+        ("log_lock_waits", "on"),
+        ("log_checkpoints", "on"),
+        ("log_timezone", "UTC"),
+    ],
+)
+def test_running_server_logs_as_rendered(stack, parameter, expected):
+    assert stack.psql(None, f"SHOW {parameter}").strip() == expected
+
+
+def test_server_writes_its_csv_log_under_the_state_directory(stack):
+    current = Path(stack.psql(None, "SELECT pg_current_logfile('csvlog')").strip())
+    assert current.parent == stack.state_dir / "logs" / "postgresql"
+    assert current.name.startswith("postgresql-") and current.suffix == ".csv"
+    assert oct(current.stat().st_mode & 0o777) == oct(0o600)
