@@ -11,13 +11,14 @@ import os
 import re
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from infra import tools
 
-# pgBadger picks its output format from this; it writes nothing else we would keep.
+# --out's extension -> pgbadger's output format (-x).
 FORMATS = {".html": "html", ".json": "json"}
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -108,7 +109,8 @@ def tail(directory: Path, lines: int) -> str:
     if not files:
         return f"(no PostgreSQL log files in {directory})"
     with files[-1].open(newline="", errors="replace") as handle:
-        rows = list(csv.reader(handle))[-lines:]
+        # A log file can be 100 MiB: keep only the last rows while reading it.
+        rows = deque(csv.reader(handle), maxlen=lines)
     out = [f"==> {files[-1]} <=="]
     for row in rows:
         if len(row) <= _DETAIL:
