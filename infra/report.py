@@ -88,7 +88,10 @@ def build(
     partial = out.with_name(f".{out.name}.partial")
     cmd = [str(pgbadger), "--format", "csv", "--extension", fmt, "--outfile", str(partial)]
     if since:
-        cmd += ["--begin", f"{since:%Y-%m-%d %H:%M:%S}"]
+        # pgBadger 12 keeps entries whose whole second is after --begin, so an entry in the very
+        # second of `since` would be left out: begin one second earlier.
+        begin = since.replace(microsecond=0) - timedelta(seconds=1)
+        cmd += ["--begin", f"{begin:%Y-%m-%d %H:%M:%S}"]
     # The progress bar is only worth drawing where someone watches it.
     if not sys.stderr.isatty():
         cmd.append("--no-progressbar")

@@ -6,12 +6,13 @@ import json
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from infra import report
 from tests.conftest import agentdb, write_stack_file
 
 DB = "qlearning"
@@ -42,12 +43,25 @@ def _lock_wait(stack, marker: str) -> None:
     assert not waiting.is_alive()
 
 
+def _wait_logged(stack, *markers: str) -> None:
+    """Wait until the logging collector has written every marker: it writes a moment after the client has its answer."""
+    directory = Path(stack.local.layout.postgres_logs)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = "".join(p.read_text(errors="replace") for p in report.log_files(directory))
+        if all(marker in text for marker in markers):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{markers} not in the logs of {directory} after 30 s")
+
+
 @pytest.fixture(scope="module")
 def reported(stack, tmp_path_factory):
     """A slow statement, a lock wait, then the report in JSON and in HTML."""
     slow, locked = f"slow_{uuid.uuid4().hex}", f"locked_{uuid.uuid4().hex}"
     _slow_statement(stack, slow)
     _lock_wait(stack, locked)
+    _wait_logged(stack, slow, locked)
     out = tmp_path_factory.mktemp("report")
     runs = {fmt: stack.cli("report", "--out", str(out / f"report.{fmt}")) for fmt in ("json", "html")}
     return slow, locked, json.loads((out / "report.json").read_text()), (out / "report.html").read_text(), runs
@@ -82,10 +96,11 @@ def test_report_says_what_it_parses(reported):
 def test_since_leaves_out_what_came_before(stack, tmp_path):
     before, after = f"before_{uuid.uuid4().hex}", f"after_{uuid.uuid4().hex}"
     _slow_statement(stack, before)
-    time.sleep(1.1)  # pgBadger's --begin has whole seconds
-    since = datetime.now(UTC).replace(microsecond=0)
-    time.sleep(0.1)
+    # The next whole second, and the later statement after it: pgBadger's --begin has whole seconds.
+    since = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    time.sleep((since - datetime.now(UTC)).total_seconds() + 0.1)
     _slow_statement(stack, after)
+    _wait_logged(stack, before, after)
     stack.cli("report", "--since", since.isoformat(), "--out", str(tmp_path / "r.json"))
     text = (tmp_path / "r.json").read_text()
     assert after in text and before not in text
