@@ -117,6 +117,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from infra import report
+
+    stack = _stack(args)
+    since = report.parse_since(args.since) if args.since else None
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / f"pgbadger-{stack.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}.html"
+    )
+    report.output_format(out)
+    start = time.monotonic()
+    written = report.build(Path(stack.layout.postgres_logs), out, since, progress=_progress)
+    print(f"report written to {written} in {time.monotonic() - start:.1f}s")
+    return 0
+
+
 def stack_databases(stack, key: str | None):
     """The databases `--db KEY` selects in `stack` (every enabled one for None); bad keys are refused."""
     from infra.databases import DATABASES
@@ -274,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.set_defaults(func=cmd_logs)
 
+    report_cmd = sub.add_parser("report", parents=[common], help="pgBadger report of PostgreSQL's logs")
+    report_cmd.add_argument("--since", help="only entries after this: 30m, 6h, 2d ago or an ISO 8601 timestamp (UTC)")
+    report_cmd.add_argument(
+        "--out", help="write here; .html or .json (default reports/pgbadger-<stack>-<timestamp>.html)"
+    )
+    report_cmd.set_defaults(func=cmd_report)
+
     migrate = sub.add_parser("migrate", parents=[common], help="upgrade to head (or --to / --down) and sync cron")
     migrate.add_argument("--db", help="one database key (default: every enabled database)")
     group = migrate.add_mutually_exclusive_group()
@@ -330,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.cluster import ClusterError
     from infra.cron import CronError
     from infra.migrations import MigrationError
+    from infra.report import ReportError
     from infra.runner import StackError
     from infra.tools import ToolError
 
@@ -342,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if "already in use" in str(exc) else 1
-    except (ToolError, CronError) as exc:
+    except (ToolError, CronError, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (MigrationError, BackupError, ClusterError) as exc:

@@ -37,6 +37,7 @@ class Layout:
     prometheus_data: str
     alertmanager_data: str
     logs: str
+    postgres_logs: str  # PostgreSQL's logging collector writes its CSV files here (agentdb report reads them)
     listen: str  # the address services bind to
     postgres_host: str
     pgbouncer_host: str
@@ -73,6 +74,7 @@ class Layout:
             prometheus_data=str(state_dir / "data" / "prometheus"),
             alertmanager_data=str(state_dir / "data" / "alertmanager"),
             logs=str(state_dir / "logs"),
+            postgres_logs=str(state_dir / "logs" / "postgresql"),
             listen=host,
             postgres_host=host,
             pgbouncer_host=host,
@@ -99,6 +101,8 @@ class Layout:
             prometheus_data="/var/lib/agentdb/prometheus",
             alertmanager_data="/var/lib/agentdb/alertmanager",
             logs="/var/log/agentdb",
+            # On PostgreSQL's data volume, beside the data directory: the logs outlive the container.
+            postgres_logs="/var/lib/agentdb/postgres/log",
             listen="0.0.0.0",
             postgres_host="postgres",
             pgbouncer_host="pgbouncer",
@@ -169,7 +173,7 @@ FILES: dict[str, tuple[str, int]] = {
 
 
 # postgresql.conf lines that name this node's own paths or ports: Patroni sets them per node.
-_NODE_PARAMETERS = {"listen_addresses", "port", "hba_file", "unix_socket_directories", "archive_command"}
+_NODE_PARAMETERS = {"listen_addresses", "port", "hba_file", "unix_socket_directories", "archive_command", "log_directory"}
 
 
 def conf_parameters(text: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import render, tools
+from infra import render, report, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
@@ -441,7 +441,7 @@ class LocalStack:
         for directory in (self.state_dir, self.etc, self.run_dir, self.logs, self.data):
             directory.mkdir(parents=True, exist_ok=True)
         lay = self.layout
-        for directory in (lay.redis_data, lay.prometheus_data, lay.alertmanager_data):
+        for directory in (lay.redis_data, lay.prometheus_data, lay.alertmanager_data, lay.postgres_logs):
             Path(directory).mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o755)
         os.chmod(self.data, 0o700)
@@ -648,10 +648,17 @@ class LocalStack:
         return out
 
     def log_tail(self, service: str, lines: int = 50) -> str:
+        """The last `lines` of a service's output; for PostgreSQL also of its newest CSV log file."""
         path = self.logs / f"{service}.log"
-        if not path.exists():
-            return f"(no log at {path})"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else f"(no log at {path})"
+        )
+        if service == "postgres":
+            # Once the logging collector runs, PostgreSQL writes to its own files, not to the supervisor's.
+            text += "\n" + report.tail(Path(self.layout.postgres_logs), lines)
+        return text
 
 
 def _scheme(unit: topo.Unit) -> str:

@@ -129,6 +129,44 @@ class Settings(BaseModel):
     agentic_trust_rollup_after_days: int = _f(30, "agentic: days after which trust metrics roll up daily", gt=0)
     backup_retention_full: int = _f(2, "pgBackRest: full backups kept", ge=1)
 
+    # What PostgreSQL logs, for `agentdb report` (pgBadger). -1 turns a threshold off where PostgreSQL allows it.
+    log_slow_statement_ms: int = _f(
+        100,
+        "Log every statement that runs at least this many ms (log_min_duration_statement; -1 off); the seeds'"
+        " latency alert is 100 ms",
+        ge=-1,
+    )
+    log_lock_wait_ms: int = _f(
+        1000,
+        "Log a session that waits this many ms for a lock (deadlock_timeout, with log_lock_waits on); deadlocks"
+        " are also detected after this wait",
+        ge=1,
+    )
+    log_temp_files_kb: int = _f(
+        0, "Log temporary files of at least this many kB (log_temp_files; 0 all, -1 off)", ge=-1
+    )
+    log_autovacuum_ms: int = _f(
+        1000,
+        "Log autovacuum and autoanalyze runs of at least this many ms (log_autovacuum_min_duration; -1 off)",
+        ge=-1,
+    )
+    log_checkpoint_warning_s: int = _f(
+        30,
+        "Warn when WAL fills up and forces checkpoints closer than this many seconds (checkpoint_warning; 0 off);"
+        " every checkpoint is logged",
+        ge=0,
+    )
+    log_rotation_age_min: int = _f(
+        60,
+        "Start a new PostgreSQL log file every this many minutes (log_rotation_age); must divide a day, file"
+        " names repeat after a week and are then overwritten",
+        ge=1,
+        le=1440,
+    )
+    log_rotation_size_mb: int = _f(
+        100, "Start a new PostgreSQL log file once one reaches this many MiB (log_rotation_size; 0 off)", ge=0, le=2047
+    )
+
     # Monitoring.
     scrape_interval_s: int = _f(15, "Prometheus scrape and evaluation interval in seconds", ge=1, le=3600)
     alert_for_scale: float = _f(1.0, "Multiplier on every alert's `for:` duration (tests use less)", gt=0, le=10)
@@ -168,6 +206,15 @@ class Settings(BaseModel):
             ipaddress.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+    @field_validator("log_rotation_age_min")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        # Log file names carry the weekday, hour and minute: rotations at the same times every day make
+        # the same names come back a week later, where log_truncate_on_rotation overwrites them.
+        if 1440 % value:
+            raise ValueError(f"{value} must divide a day (1440 minutes), for example 15, 60 or 1440")
         return value
 
     @field_validator("runbook_base_url")

@@ -60,6 +60,7 @@ PACKAGE_OF = {
     "pgbackrest": "apt package pgbackrest",
     "etcd": "apt package etcd-server",
     "haproxy": "apt package haproxy",
+    "pgbadger": "apt package pgbadger",
     "grafana-server": "package grafana from Grafana's apt repository (apt.grafana.com)",
 }
 

@@ -39,6 +39,7 @@ PACKAGES=(
   prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter
   pgbackrest
   etcd-server haproxy # the cluster (agentdb:replicas > 0): etcd is Patroni's DCS, HAProxy routes to the leader
+  pgbadger # agentdb report: HTML reports of PostgreSQL's CSV logs
   python3 python3-venv python3-dev
   build-essential pkg-config dpkg-dev libevent-dev libssl-dev libc-ares-dev
   ca-certificates curl

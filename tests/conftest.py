@@ -60,6 +60,8 @@ def write_stack_file(directory: Path, name: str, overrides: dict | None = None) 
         "agentdb:scrapeIntervalS": 2,
         "agentdb:alertForScale": 0.05,
         "agentdb:redisMaxmemoryMb": 64,
+        # Lock waits are logged (and reported) after this wait: short, so the report test stays quick.
+        "agentdb:logLockWaitMs": 200,
     }
     from pydantic.alias_generators import to_camel
 

@@ -6,7 +6,7 @@ import pytest
 
 from infra import credentials as sec
 from infra import render
-from infra.settings import load
+from infra.settings import Settings, load
 
 STATE = Path("/srv/agentdb-test")
 
@@ -184,3 +184,63 @@ def test_prometheus_scrapes_every_node_and_member(cluster, job, setting, count):
 def test_a_single_postgresql_has_no_cluster_scrape_jobs(rendered):
     _, _, files = rendered
     assert "job_name: patroni" not in files["prometheus.yml"].content
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lines"),
+    [
+        (
+            {},
+            [
+                "logging_collector = on",
+                "log_destination = 'csvlog'",
+                f"log_directory = '{STATE}/logs/postgresql'",
+                "log_truncate_on_rotation = on",
+                "log_rotation_age = 60min",
+                "log_rotation_size = 102400kB",
+                "log_min_duration_statement = 100",
+                "log_lock_waits = on",
+                "deadlock_timeout = 1000ms",
+                "log_temp_files = 0",
+                "log_checkpoints = on",
+                "checkpoint_warning = 30s",
+                "log_autovacuum_min_duration = 1000",
+                "log_timezone = 'UTC'",
+            ],
+        ),
+        (
+            {
+                "log_slow_statement_ms": 250,
+                "log_lock_wait_ms": 200,
+                "log_temp_files_kb": 10240,
+                "log_autovacuum_ms": -1,
+                "log_checkpoint_warning_s": 0,
+                "log_rotation_age_min": 1440,
+                "log_rotation_size_mb": 0,
+            },
+            [
+                "log_min_duration_statement = 250",
+                "deadlock_timeout = 200ms",
+                "log_temp_files = 10240",
+                "log_autovacuum_min_duration = -1",
+                "checkpoint_warning = 0s",
+                "log_rotation_age = 1440min",
+                "log_rotation_size = 0kB",
+            ],
+        ),
+    ],
+    ids=["defaults", "overridden"],
+)
+def test_logging_thresholds_come_from_the_settings(overrides, lines):
+    settings = Settings(**overrides)
+    secrets = {name: "x" for name in sec.secret_names(settings)}
+    conf = render.render(settings, secrets, render.Layout.local(STATE, settings, 15))["postgresql.conf"].content
+    for line in lines:
+        assert f"\n{line}\n" in conf, line
+
+
+def test_docker_keeps_postgres_logs_on_the_data_volume():
+    settings = Settings()
+    layout = render.Layout.docker(settings)
+    assert layout.postgres_logs.startswith(layout.postgres_data.rsplit("/", 1)[0] + "/")
+    assert not layout.postgres_logs.startswith(layout.postgres_data + "/")
