@@ -173,7 +173,14 @@ FILES: dict[str, tuple[str, int]] = {
 
 
 # postgresql.conf lines that name this node's own paths or ports: Patroni sets them per node.
-_NODE_PARAMETERS = {"listen_addresses", "port", "hba_file", "unix_socket_directories", "archive_command", "log_directory"}
+_NODE_PARAMETERS = {
+    "listen_addresses",
+    "port",
+    "hba_file",
+    "unix_socket_directories",
+    "archive_command",
+    "log_directory",
+}
 
 
 def conf_parameters(text: str) -> dict[str, str]:

@@ -31,7 +31,7 @@ class ReportError(RuntimeError):
 
 
 def log_files(directory: Path) -> list[Path]:
-    """The non-empty csvlog files in `directory` and below (a cluster's nodes each log in a subdirectory), oldest first."""
+    """The non-empty csvlog files in `directory` and below (each cluster node logs in its own), oldest first."""
     if not directory.is_dir():
         return []
     files = [p for p in directory.rglob("postgresql-*.csv") if p.is_file() and p.stat().st_size > 0]
