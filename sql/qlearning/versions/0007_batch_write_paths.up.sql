@@ -195,59 +195,57 @@ RETURNS TABLE (trajectory_id UUID)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    c_trajectory_keys CONSTANT TEXT[] := ARRAY[
+        'trajectory_id', 'agent_type', 'session_id', 'task_id', 'initial_state', 'final_state', 'actions_taken',
+        'states_visited', 'step_rewards', 'total_reward', 'discounted_reward', 'execution_time_ms', 'success',
+        'error_message', 'started_at', 'completed_at', 'expires_at', 'metadata', 'rewards'];
+    c_reward_keys CONSTANT TEXT[] := ARRAY[
+        'agent_type', 'session_id', 'state_hash', 'action_hash', 'reward_value', 'reward_type', 'reward_source',
+        'observed_at', 'metadata'];
     v_bad    BIGINT;
+    v_doc    JSONB;
     v_detail TEXT;
 BEGIN
     IF p_trajectories IS NULL OR jsonb_typeof(p_trajectories) <> 'array' THEN
         RAISE EXCEPTION 'insert_trajectories: trajectories must be a JSON array of objects, got %',
             COALESCE(jsonb_typeof(p_trajectories), 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- A key jsonb_populate_record does not know would be dropped without a word: refuse it instead.
-    SELECT e.i, CASE
-               WHEN jsonb_typeof(e.doc) <> 'object' THEN 'is ' || jsonb_typeof(e.doc) || ', not an object'
-               WHEN e.doc ? 'rewards' AND jsonb_typeof(e.doc -> 'rewards') <> 'array' THEN '"rewards" is not an array'
-               ELSE (SELECT 'has unknown key "' || k || '"' FROM jsonb_object_keys(e.doc) AS k
-                     WHERE k <> ALL (ARRAY['trajectory_id', 'agent_type', 'session_id', 'task_id', 'initial_state',
-                                           'final_state', 'actions_taken', 'states_visited', 'step_rewards',
-                                           'total_reward', 'discounted_reward', 'execution_time_ms', 'success',
-                                           'error_message', 'started_at', 'completed_at', 'expires_at',
-                                           'metadata', 'rewards'])
-                     LIMIT 1)
-           END
-    INTO v_bad, v_detail
+    -- One cheap pass finds the first bad element (an element that is not an object, a "rewards" that is
+    -- not an array of objects, or a key jsonb_populate_record would drop without a word); only then does
+    -- a second look say what is wrong with it. CASE keeps `-` from meeting a non-object.
+    SELECT min(e.i) INTO v_bad
     FROM jsonb_array_elements(p_trajectories) WITH ORDINALITY AS e(doc, i)
-    WHERE jsonb_typeof(e.doc) <> 'object'
-       OR (e.doc ? 'rewards' AND jsonb_typeof(e.doc -> 'rewards') <> 'array')
-       OR EXISTS (SELECT 1 FROM jsonb_object_keys(e.doc) AS k
-                  WHERE k <> ALL (ARRAY['trajectory_id', 'agent_type', 'session_id', 'task_id', 'initial_state',
-                                        'final_state', 'actions_taken', 'states_visited', 'step_rewards',
-                                        'total_reward', 'discounted_reward', 'execution_time_ms', 'success',
-                                        'error_message', 'started_at', 'completed_at', 'expires_at',
-                                        'metadata', 'rewards']))
-    ORDER BY e.i
-    LIMIT 1;
+    WHERE CASE
+        WHEN jsonb_typeof(e.doc) <> 'object' THEN true
+        WHEN e.doc - c_trajectory_keys <> '{}' THEN true
+        WHEN NOT e.doc ? 'rewards' THEN false
+        WHEN jsonb_typeof(e.doc -> 'rewards') <> 'array' THEN true
+        ELSE EXISTS (SELECT 1 FROM jsonb_array_elements(e.doc -> 'rewards') AS x(rd)
+                     WHERE CASE WHEN jsonb_typeof(x.rd) <> 'object' THEN true
+                                ELSE x.rd - c_reward_keys <> '{}' END)
+    END;
     IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'insert_trajectories: trajectories[%] %', v_bad - 1, v_detail
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT e.i, CASE
-               WHEN jsonb_typeof(x.rd) <> 'object' THEN '[' || (x.j - 1) || '] is ' || jsonb_typeof(x.rd) || ', not an object'
-               ELSE (SELECT '[' || (x.j - 1) || '] has unknown key "' || k || '"' FROM jsonb_object_keys(x.rd) AS k
-                     WHERE k <> ALL (ARRAY['agent_type', 'session_id', 'state_hash', 'action_hash', 'reward_value',
-                                           'reward_type', 'reward_source', 'observed_at', 'metadata'])
-                     LIMIT 1)
-           END
-    INTO v_bad, v_detail
-    FROM jsonb_array_elements(p_trajectories) WITH ORDINALITY AS e(doc, i),
-         jsonb_array_elements(COALESCE(e.doc -> 'rewards', '[]')) WITH ORDINALITY AS x(rd, j)
-    WHERE jsonb_typeof(x.rd) <> 'object'
-       OR EXISTS (SELECT 1 FROM jsonb_object_keys(x.rd) AS k
-                  WHERE k <> ALL (ARRAY['agent_type', 'session_id', 'state_hash', 'action_hash', 'reward_value',
-                                        'reward_type', 'reward_source', 'observed_at', 'metadata']))
-    ORDER BY e.i, x.j
-    LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'insert_trajectories: trajectories[%].rewards%', v_bad - 1, v_detail
+        v_doc := p_trajectories -> (v_bad::integer - 1);
+        IF jsonb_typeof(v_doc) <> 'object' THEN
+            v_detail := ' is ' || jsonb_typeof(v_doc) || ', not an object';
+        ELSIF v_doc - c_trajectory_keys <> '{}' THEN
+            v_detail := ' has unknown key "'
+                || (SELECT min(k) FROM jsonb_object_keys(v_doc - c_trajectory_keys) AS k) || '"';
+        ELSIF jsonb_typeof(v_doc -> 'rewards') <> 'array' THEN
+            v_detail := ' "rewards" is not an array';
+        ELSE
+            SELECT '.rewards[' || (x.j - 1) || '] ' || CASE
+                       WHEN jsonb_typeof(x.rd) <> 'object' THEN 'is ' || jsonb_typeof(x.rd) || ', not an object'
+                       ELSE 'has unknown key "'
+                            || (SELECT min(k) FROM jsonb_object_keys(x.rd - c_reward_keys) AS k) || '"'
+                   END
+            INTO v_detail
+            FROM jsonb_array_elements(v_doc -> 'rewards') WITH ORDINALITY AS x(rd, j)
+            WHERE CASE WHEN jsonb_typeof(x.rd) <> 'object' THEN true ELSE x.rd - c_reward_keys <> '{}' END
+            ORDER BY x.j
+            LIMIT 1;
+        END IF;
+        RAISE EXCEPTION 'insert_trajectories: trajectories[%]%', v_bad - 1, v_detail
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
