@@ -230,6 +230,15 @@ def render(w: dict) -> str:
         )
         + ".",
         "",
+        "Reading it: no update of q_values is HOT on either side, and none can be while the seeds'"
+        " `idx_q_values_lookup` holds q_value (every upsert changes it; see sql/qlearning/README.md,"
+        ' "Batch writes"). The batch functions cut the round trips and per-row statements; the single-row'
+        " paths keep their statements and gain only what the dropped lookup cost. `trajectory_insert_fn` is one"
+        " trajectory through `insert_trajectories` against today's single statement: the function's JSON"
+        " handling costs more than it saves for one row. The p99 goals are for 18 agents on a dedicated"
+        " server; here 18 clients share 2 cores with PgBouncer, pgbench and other work, so a batch waits"
+        " for CPU most of its time.",
+        "",
     ]
     return "\n".join(lines)
 
