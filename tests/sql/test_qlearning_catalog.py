@@ -465,7 +465,7 @@ def test_app_may_execute_and_readonly_only_reads(admin, name, args, result):
         "upsert_q_value('test-generator', 'ro', '{}', 'ro', '{}', 0.5)",
         "q_learning_update('test-generator', 'ro', 'ro', 1, NULL)",
         "upsert_q_values('test-generator', ARRAY['ro'], ARRAY['ro'], ARRAY[0.5])",
-        "insert_trajectories('[{\"agent_type\": \"test-generator\", \"task_id\": \"ro\"}]')",
+        'insert_trajectories(\'[{"agent_type": "test-generator", "task_id": "ro"}]\')',
         "cleanup_expired_data()",
         "refresh_materialized_views()",
         "set_updated_at()",
