@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deps up down destroy status env logs migrate test test-unit test-docker lint fmt bench dashboards clean
+.PHONY: deps up down destroy status env logs migrate test test-unit test-docker lint fmt bench bench-writes dashboards clean
 
 deps: $(VENV)/.installed
 	@$(BIN)/python -m infra.tools ensure-pgbouncer >/dev/null
@@ -63,6 +63,10 @@ fmt: deps
 
 bench: deps
 	@$(BIN)/python -m loadtests.bench
+
+# Only the Q-learning write paths before and after revision 0007; rewrites that section of docs/benchmarks.md.
+bench-writes: deps
+	@$(BIN)/python -m loadtests.writes
 
 dashboards: deps
 	@$(BIN)/python -m infra.dashboards

@@ -29,7 +29,7 @@ import psycopg
 from infra import render, tools
 from infra.databases import REPO_ROOT
 from infra.seeds import qlearning as qvol
-from loadtests import load
+from loadtests import load, writes
 from loadtests.stack import BenchStack
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -263,6 +263,14 @@ def refresh_times(bench: BenchStack) -> dict[str, list[float]]:
     return times
 
 
+def bench_writes(bench: BenchStack) -> dict:
+    """The write paths before (qlearning at 0006, a second stack) and after (this stack), interleaved."""
+    with BenchStack("bench-before") as before:
+        print("bench: write paths before/after (a second stack at qlearning 0006)", flush=True)
+        writes.prepare(before, writes.BEFORE_REVISION)
+        return writes.measure(before, bench)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything; `--render reports/bench.json` rewrites the document from a saved run."""
     argv = sys.argv[1:] if argv is None else argv
@@ -286,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.local.psql(key, "VACUUM ANALYZE")
         results["storage"] = storage(bench)
         results["refresh_s"] = refresh_times(bench)
+        # Before any other run writes to this stack, so that both sides start from the same volume.
+        results["writes"] = bench_writes(bench)
 
         agents = bench.local.psql("qlearning", "SELECT agent_type FROM agent_types ORDER BY agent_type").split()
         scripts = pgbench_scripts(agents)
@@ -533,6 +543,7 @@ def render_doc(r: dict) -> str:
     out += [
         f"\nMedian of all refreshes: {statistics.median(sum(r['refresh_s'].values(), [])):.3f} s.",
         "",
+        *([writes.render(r["writes"])] if "writes" in r else []),
         "## History",
         "",
         HISTORY,

@@ -268,6 +268,13 @@ FUNCTIONS = [
         "p_reward double precision, p_next_state_hash character varying",
         "numeric",
     ),
+    (
+        "upsert_q_values",
+        "p_agent_type character varying, p_state_hashes character varying[], p_action_hashes character varying[], "
+        "p_q_values double precision[], p_state_data jsonb[], p_action_data jsonb[], p_session_id uuid",
+        "TABLE(state_hash character varying, action_hash character varying, q_value_id bigint)",
+    ),
+    ("insert_trajectories", "p_trajectories jsonb", "TABLE(trajectory_id uuid)"),
 ]
 
 # The 18 QE agent types of the Agentic QE Fleet (the registry rows of migration 0002).
@@ -457,6 +464,8 @@ def test_app_may_execute_and_readonly_only_reads(admin, name, args, result):
     [
         "upsert_q_value('test-generator', 'ro', '{}', 'ro', '{}', 0.5)",
         "q_learning_update('test-generator', 'ro', 'ro', 1, NULL)",
+        "upsert_q_values('test-generator', ARRAY['ro'], ARRAY['ro'], ARRAY[0.5])",
+        'insert_trajectories(\'[{"agent_type": "test-generator", "task_id": "ro"}]\')',
         "cleanup_expired_data()",
         "refresh_materialized_views()",
         "set_updated_at()",

@@ -1,0 +1,281 @@
+"""The Q-learning write paths before and after revision 0007 (issue 15), in one run.
+
+Two stacks with the dev stack's sizes: "before" holds the qlearning schema at 0006 (today's head when
+the issue was filed, `agentdb migrate --down 0006`), "after" at head; both get the same 30-day volume
+(same random seed). pgbench then runs each write path through PgBouncer with 18 clients, before and
+after interleaved round by round, so that the other work on this 2-core machine falls on both alike.
+A path that 0007 adds a function for runs today's script on "before" and the function on "after";
+the others run the same script on both. `python -m loadtests.writes` runs only this part and
+replaces its section of docs/benchmarks.md; `make bench` runs it as part of the whole baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+
+from infra import tools
+from infra.databases import REPO_ROOT
+from infra.seeds import qlearning as qvol
+from loadtests.stack import BenchStack
+
+CLIENTS = 18  # the seeds' 18 agents
+SECONDS = int(os.environ.get("AGENTDB_BENCH_WRITES_S", "10"))
+ROUNDS = int(os.environ.get("AGENTDB_BENCH_WRITES_ROUNDS", "2"))
+BEFORE_REVISION = "0006"
+HEADING = "## Write paths before and after revision 0007"
+# Seeds 000 and 001: throughput per second, or p99 in ms for the batches.
+GOALS = {
+    "qlearning.upsert_q_value": ("tps", 5000),
+    "qlearning.trajectory_insert": ("tps", 3000),
+    "qlearning.upsert_batch_100": ("p99_ms", 50),
+    "qlearning.trajectory_batch_10": ("p99_ms", 30),
+}
+RATIO_GOAL = 1.3
+
+
+@dataclass
+class Run:
+    """One pgbench run: throughput, latency from pgbench's per-transaction log, q_values' updates."""
+
+    tps: float
+    avg_ms: float
+    p99_ms: float
+    failed: int
+    updates: int
+    hot_updates: int
+
+
+def _sha(kind: str, *parts: str) -> str:
+    return f"encode(sha256(convert_to('{kind}:' || {' || chr(58) || '.join(parts)}, 'UTF8')), 'hex')"
+
+
+def scripts(agents: list[str]) -> dict[str, tuple[str, str]]:
+    """Operation -> (script on the 0006 schema, script on 0007) over the volume's keys."""
+    counts = qvol.volume_counts(1.0)
+    states = -(-counts["q_values"] // len(agents) // qvol.ACTIONS_PER_STATE)
+    agent = "('{" + ",".join(agents) + "}'::text[])[(:a)::int + 1]"
+    head = f"\\set a random(0, {len(agents) - 1})\n\\set s random(0, {states - 21})\n"
+    state, action = _sha("state", "(:a)::text", "(:s)::text"), _sha("action", "(:a)::text", "(:act)::text")
+    steps = {
+        "actions_taken": "jsonb_build_object('step', k, 'action', 'generate_unit_test')",
+        "states_visited": "jsonb_build_object('step', k, 'tests_run', 10 * k)",
+        "step_rewards": "jsonb_build_object('step', k, 'reward', 0.5)",
+    }
+    arrays = {c: f"(SELECT jsonb_agg({e} ORDER BY k) FROM generate_series(1, 10) k)" for c, e in steps.items()}
+    reward_state = _sha("state", "(:a)::text", "((:s)::int + k)::text")
+    reward_action = _sha("action", "(:a)::text", "(k % 5)::text")
+    # Today's way: the trajectory and its 10 rewards in one statement (what `make bench` measured).
+    trajectory = (
+        "WITH t AS (INSERT INTO trajectories (agent_type, task_id, actions_taken, states_visited, step_rewards,"
+        f" total_reward, success, completed_at) VALUES ({agent}, 'bench-' || (:s)::text,"
+        f" {arrays['actions_taken']}, {arrays['states_visited']}, {arrays['step_rewards']}, 5.0, true, now())"
+        " RETURNING trajectory_id)"
+        " INSERT INTO rewards (agent_type, trajectory_id, state_hash, action_hash, reward_value, reward_type)"
+        f" SELECT {agent}, t.trajectory_id, {reward_state}, {reward_action}, 0.5, 'immediate'"
+        " FROM t, generate_series(1, 10) k;\n"
+    )
+    document = (
+        f"jsonb_build_object('agent_type', {agent}, 'task_id', 'bench-' || (:s)::text,"
+        + "".join(f" '{c}', {a}," for c, a in arrays.items())
+        + " 'total_reward', 5.0, 'success', true, 'completed_at', now(), 'rewards',"
+        f" (SELECT jsonb_agg(jsonb_build_object('state_hash', {reward_state}, 'action_hash', {reward_action},"
+        " 'reward_value', 0.5, 'reward_type', 'immediate') ORDER BY k) FROM generate_series(1, 10) k))"
+    )
+    pair_state = _sha("state", "(:a)::text", "((:s)::int + g / 5)::text")
+    pair_action = _sha("action", "(:a)::text", "(g % 5)::text")
+    upsert = head + f"\\set act random(0, {qvol.ACTIONS_PER_STATE - 1})\n"
+    upsert += f"SELECT upsert_q_value({agent}, {state}, NULL, {action}, NULL, random() * 2 - 1);\n"
+    return {
+        "qlearning.upsert_q_value": (upsert, upsert),
+        "qlearning.trajectory_insert": (head + trajectory, head + trajectory),
+        "qlearning.trajectory_insert_fn": (
+            head + trajectory,
+            head + f"SELECT count(*) FROM insert_trajectories(jsonb_build_array({document}));\n",
+        ),
+        # 100 pairs of one agent: 20 states x 5 actions from a random start.
+        "qlearning.upsert_batch_100": (
+            head + f"SELECT count(upsert_q_value({agent}, {pair_state}, NULL, {pair_action}, NULL,"
+            " random() * 2 - 1)) FROM generate_series(0, 99) AS g;\n",
+            head + f"SELECT count(*) FROM upsert_q_values({agent},"
+            f" ARRAY(SELECT {pair_state} FROM generate_series(0, 99) AS g),"
+            f" ARRAY(SELECT {pair_action} FROM generate_series(0, 99) AS g),"
+            " ARRAY(SELECT random() * 2 - 1 FROM generate_series(0, 99) AS g));\n",
+        ),
+        "qlearning.trajectory_batch_10": (
+            head + "BEGIN;\n" + trajectory * 10 + "COMMIT;\n",
+            head + f"SELECT count(*) FROM insert_trajectories((SELECT jsonb_agg({document})"
+            " FROM generate_series(1, 10) AS t));\n",
+        ),
+    }
+
+
+def _q_value_updates(admin_dsn: str) -> tuple[int, int]:
+    with psycopg.connect(admin_dsn) as conn:
+        return conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'q_values'"
+        ).fetchone()
+
+
+def run(dsn: str, admin_dsn: str, script: str, seconds: int = SECONDS) -> Run:
+    """pgbench `script` with CLIENTS clients for `seconds`, logging every transaction for the p99."""
+    binary = tools.postgres_bindir() / "pgbench"
+    with tempfile.TemporaryDirectory(prefix="agentdb-writes-") as tmp:
+        path = Path(tmp) / "script.sql"
+        path.write_text(script)
+        upd0, hot0 = _q_value_updates(admin_dsn)
+        args = [str(binary), "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-M", "prepared"]
+        args += ["-f", str(path), "--log", f"--log-prefix={tmp}/tx", dsn]
+        result = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+        out = result.stdout + result.stderr
+        if result.returncode != 0 or "tps = " not in out:
+            raise RuntimeError(f"pgbench failed ({result.returncode}):\n{out[-2000:]}")
+        # Columns: client, transaction, elapsed microseconds, script, epoch, microseconds.
+        latencies = sorted(
+            int(line.split()[2]) / 1000 for log in Path(tmp).glob("tx.*") for line in log.read_text().splitlines()
+        )
+    time.sleep(1)  # pgbench's backends report their counters as they exit
+    upd1, hot1 = _q_value_updates(admin_dsn)
+    tps = float(out.split("tps = ")[1].split()[0])
+    failed = next((int(line.split(":")[1].split()[0]) for line in out.splitlines() if "number of failed" in line), 0)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
+    return Run(tps, statistics.fmean(latencies) if latencies else 0.0, p99, failed, upd1 - upd0, hot1 - hot0)
+
+
+def prepare(stack: BenchStack, revision: str | None) -> None:
+    """Stand `stack` up with qlearning at `revision` (None: head) and the 30-day volume, vacuumed."""
+    stack.cli("up")
+    if revision:
+        stack.cli("migrate", "--db", "qlearning", "--down", revision)
+    stack.cli("seed", "--db", "qlearning", "--volume", "30d")
+    stack.local.psql("qlearning", "VACUUM ANALYZE")
+
+
+def measure(before: BenchStack, after: BenchStack, rounds: int = ROUNDS, seconds: int = SECONDS) -> dict:
+    """Each write path, before then after, `rounds` times; the result keeps every round."""
+    agents = after.local.psql("qlearning", "SELECT agent_type FROM agent_types ORDER BY agent_type").split()
+    sides = {"before": before, "after": after}
+    out: dict = {"rounds": rounds, "seconds": seconds, "clients": CLIENTS, "before_revision": BEFORE_REVISION}
+    out["revisions"] = {
+        name: s.local.psql("qlearning", "SELECT version_num FROM alembic_version").strip() for name, s in sides.items()
+    }
+    out["ops"] = {op: {"before": [], "after": []} for op in scripts(agents)}
+    for r in range(rounds):
+        for op, pair in scripts(agents).items():
+            for side, script in zip(("before", "after"), pair, strict=True):
+                s = sides[side]
+                res = run(s.local.dsn("qlearning", "app", "pgbouncer"), s.local.dsn("qlearning"), script, seconds)
+                out["ops"][op][side].append(asdict(res))
+                print(f"writes: round {r + 1} {op} {side}: {res.tps:,.0f} tps, p99 {res.p99_ms:.1f} ms,"
+                      f" HOT {res.hot_updates}/{res.updates}", flush=True)  # fmt: skip
+    return out
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def render(w: dict) -> str:
+    """The markdown section for docs/benchmarks.md."""
+    lines = [
+        HEADING,
+        "",
+        f"Generated by `make bench` (or `python -m loadtests.writes`, this section alone). Two stacks with the dev"
+        f" stack's sizes, qlearning at revision {w['revisions']['before']} (before) and {w['revisions']['after']}"
+        f" (after), the same 30-day volume; pgbench through PgBouncer, {w['clients']} clients, {w['seconds']} s per"
+        f" run, before and after interleaved, {w['rounds']} rounds; medians of the rounds. p99 from pgbench's"
+        " per-transaction log. HOT = `n_tup_hot_upd` of q_values over `n_tup_upd` during the runs.",
+        "",
+        "| operation | before tps | after tps | after/before | before p99 (ms) | after p99 (ms) | HOT updates before"
+        " | HOT updates after | seed goal | goal met (after) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for op, sides in w["ops"].items():
+        b, a = sides["before"], sides["after"]
+        bt, at = _median(b, "tps"), _median(a, "tps")
+        hot = {
+            side: f"{sum(x['hot_updates'] for x in runs):,}/{sum(x['updates'] for x in runs):,}"
+            for side, runs in (("before", b), ("after", a))
+        }
+        metric, target = GOALS.get(op.removesuffix("_fn"), (None, None))
+        if metric == "tps":
+            goal, met = f"≥ {target:,}/s", "yes" if at >= target else f"no ({at:,.0f}/s)"
+        elif metric == "p99_ms":
+            p99 = _median(a, "p99_ms")
+            goal, met = f"p99 < {target} ms", "yes" if p99 < target else f"no ({p99:.1f} ms)"
+        else:
+            goal = met = "-"
+        ratio = at / bt if bt else 0.0
+        lines.append(
+            f"| {op} | {bt:,.0f} | {at:,.0f} | {ratio:.2f}× {'(≥ 1.3)' if ratio >= RATIO_GOAL else '(< 1.3)'}"
+            f" | {_median(b, 'p99_ms'):.1f} | {_median(a, 'p99_ms'):.1f} | {hot['before']} | {hot['after']}"
+            f" | {goal} | {met} |"
+        )
+    lines += [
+        "",
+        "Every round, before → after (tps): "
+        + "; ".join(
+            f"{op.removeprefix('qlearning.')} "
+            + ", ".join(f"{x['tps']:,.0f}→{y['tps']:,.0f}" for x, y in zip(s["before"], s["after"], strict=True))
+            for op, s in w["ops"].items()
+        )
+        + ".",
+        "",
+        "Reading it: no update of q_values is HOT on either side, and none can be while the seeds'"
+        " `idx_q_values_lookup` holds q_value (every upsert changes it; see sql/qlearning/README.md,"
+        ' "Batch writes"). The batch functions cut the round trips and per-row statements; the single-row'
+        " paths keep their statements and gain only what the dropped lookup cost. `trajectory_insert_fn` is one"
+        " trajectory through `insert_trajectories` against today's single statement: the function's JSON"
+        " handling costs more than it saves for one row. The p99 goals are for 18 agents on a dedicated"
+        " server; here 18 clients share 2 cores with PgBouncer, pgbench and other work, so a batch waits"
+        " for CPU most of its time.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def splice(doc: str, section: str) -> str:
+    """`doc` with its write-paths section replaced by `section` (or added before the hand-run history)."""
+    if HEADING in doc:
+        start = doc.index(HEADING)
+        end = doc.find("\n## ", start + len(HEADING))
+        end = doc.find("\n### Earlier measurements", start) if end < 0 else end
+        return doc[:start] + section + (doc[end + 1 :] if end >= 0 else "")
+    marker = "### Earlier measurements"
+    at = doc.find(marker)
+    return doc + "\n" + section if at < 0 else doc[:at] + section + "\n" + doc[at:]
+
+
+def main() -> int:
+    """Both stacks from scratch, the interleaved runs, reports/bench-writes.json and the doc's section."""
+    from loadtests import bench
+
+    facts = bench.machine()
+    with BenchStack("bench-before") as before, BenchStack("bench-after") as after:
+        for stack, revision in ((before, BEFORE_REVISION), (after, None)):
+            print(f"writes: preparing {stack.name}", flush=True)
+            prepare(stack, revision)
+        result = measure(before, after)
+    result["machine"] = {**facts, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    (REPO_ROOT / "reports").mkdir(exist_ok=True)
+    (REPO_ROOT / "reports" / "bench-writes.json").write_text(json.dumps(result, indent=2))
+    m = result["machine"]
+    section = render(result) + (
+        f"\nThis section's run: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']}; {m['date']};"
+        f" load average before / after: {m['load']} / {m['load_after']}.\n"
+    )
+    bench.DOC.write_text(splice(bench.DOC.read_text(), section))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
