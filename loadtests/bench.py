@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
@@ -30,6 +31,7 @@ from infra import render, tools
 from infra.databases import REPO_ROOT
 from infra.seeds import qlearning as qvol
 from loadtests import load
+from loadtests.histogram import LatencyHistogram
 from loadtests.stack import BenchStack
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -83,6 +85,8 @@ class PgbenchResult:
     tps: float
     latency_ms: float
     failed: int
+    p50_ms: float | None = None  # from the per-transaction log (`latencies=True`)
+    p99_ms: float | None = None
 
 
 # ----- pgbench scripts: our SQL functions on the volume's keys --------------------------------
@@ -90,9 +94,12 @@ def _sha(kind: str, *parts: str) -> str:
     return f"encode(sha256(convert_to('{kind}:' || {' || chr(58) || '.join(parts)}, 'UTF8')), 'hex')"
 
 
-def pgbench_scripts(agents: list[str]) -> dict[str, str]:
-    """Operation name -> pgbench script (the same operations as the Locust scenarios)."""
-    counts = qvol.volume_counts(1.0)
+def pgbench_scripts(agents: list[str], scale: float = 1.0) -> dict[str, str]:
+    """Operation name -> pgbench script (the same operations as the Locust scenarios).
+
+    `scale` is the qlearning volume the keys come from (1.0: the 30-day volume).
+    """
+    counts = qvol.volume_counts(scale)
     states = -(-counts["q_values"] // len(agents) // qvol.ACTIONS_PER_STATE)
     agent = "('{" + ",".join(agents) + "}'::text[])[(:a)::int + 1]"
     head = f"\\set a random(0, {len(agents) - 1})\n\\set s random(0, {states - 1})\n"
@@ -131,20 +138,61 @@ def pgbench_scripts(agents: list[str]) -> dict[str, str]:
         "SELECT message_id, role, content, created_at FROM conversation_history"
         " WHERE session_id = md5('agentic-volume-session:' || (:u)::text)::uuid ORDER BY created_at DESC LIMIT 50;\n"
         "COMMIT;\n",
+        "agentic.message_append": "\\set u random(1, 20)\nBEGIN;\n"
+        "SELECT set_config('app.current_user_id', md5('agentic-volume-user:' || (:u)::text)::uuid::text, true);\n"
+        "INSERT INTO conversation_history (session_id, role, content, message_type, tokens_used)"
+        " VALUES (md5('agentic-volume-session:' || (:u)::text)::uuid, 'user', 'pgbench message', 'text', 12);\n"
+        "COMMIT;\n",
     }
 
 
-def pgbench(dsn: str, script: str | None, seconds: int, extra: tuple[str, ...] = ()) -> PgbenchResult:
-    """Run pgbench for `seconds` with CLIENTS clients; `script` None means the built-in one in `extra`."""
+def _dsn_and_env(dsn: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and an environment that carries it (never on a command line)."""
+    url = urlsplit(dsn)
+    env = dict(os.environ)
+    if url.password is None:
+        return dsn, env
+    env["PGPASSWORD"] = unquote(url.password)
+    netloc = f"{url.username}@{url.hostname}" + (f":{url.port}" if url.port else "")
+    return urlunsplit(url._replace(netloc=netloc)), env
+
+
+def _log_percentiles(directory: Path) -> tuple[float | None, float | None]:
+    """p50 and p99 (ms) from pgbench's per-transaction logs (third field: latency in microseconds)."""
+    hist = LatencyHistogram()
+    for log in directory.glob("pgbench_log.*"):
+        for line in log.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[2].isdigit():
+                hist.counts[int(fields[2])] += 1
+    if not hist.total:
+        return None, None
+    return hist.percentile_ms(50), hist.percentile_ms(99)
+
+
+def pgbench(
+    dsn: str,
+    script: str | None,
+    seconds: int,
+    extra: tuple[str, ...] = (),
+    clients: int = CLIENTS,
+    latencies: bool = False,
+) -> PgbenchResult:
+    """Run pgbench for `seconds` with `clients` clients; `script` None means the built-in one in `extra`.
+
+    `latencies` logs every transaction to give exact p50 / p99 besides the average.
+    """
     binary = tools.postgres_bindir() / "pgbench"
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+    url, env = _dsn_and_env(dsn)
+    with tempfile.TemporaryDirectory(prefix="agentdb-pgbench-") as tmp:
+        args = [str(binary), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-M", "prepared", *extra]
         if script:
-            f.write(script)
-    args = [str(binary), "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-M", "prepared", *extra]
-    if script:
-        args += ["-f", f.name]
-    result = subprocess.run([*args, dsn], capture_output=True, text=True)
-    os.unlink(f.name)
+            (Path(tmp) / "script.sql").write_text(script)
+            args += ["-f", str(Path(tmp) / "script.sql")]
+        if latencies:
+            args += ["-l", "--log-prefix", str(Path(tmp) / "pgbench_log")]
+        result = subprocess.run([*args, url], capture_output=True, text=True, env=env)
+        p50, p99 = _log_percentiles(Path(tmp)) if latencies else (None, None)
     out = result.stdout + result.stderr
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     lat = re.search(r"latency average = ([\d.]+) ms", out)
@@ -152,7 +200,7 @@ def pgbench(dsn: str, script: str | None, seconds: int, extra: tuple[str, ...] =
     if result.returncode != 0 or not tps:
         raise RuntimeError(f"pgbench failed ({result.returncode}):\n{out[-2000:]}")
     return PgbenchResult(
-        float(tps.group(1)), float(lat.group(1)) if lat else 0.0, int(failed.group(1)) if failed else 0
+        float(tps.group(1)), float(lat.group(1)) if lat else 0.0, int(failed.group(1)) if failed else 0, p50, p99
     )
 
 
@@ -302,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
 
         bench.local.psql(None, "CREATE DATABASE pgbench_ceiling")
         ceiling_dsn = bench.local.dsn(None).rsplit("/", 1)[0] + "/pgbench_ceiling"
+        ceiling_url, ceiling_env = _dsn_and_env(ceiling_dsn)
         subprocess.run(
-            [str(tools.postgres_bindir() / "pgbench"), "-i", "-q", "-s", "10", ceiling_dsn],
+            [str(tools.postgres_bindir() / "pgbench"), "-i", "-q", "-s", "10", ceiling_url],
             check=True,
             capture_output=True,
+            env=ceiling_env,
         )
         results["ceiling"] = pgbench(ceiling_dsn, None, PGBENCH_SECONDS, ("-S",)).__dict__
         print(f"bench: pgbench -S ceiling {results['ceiling']['tps']:.0f} tps", flush=True)
