@@ -71,6 +71,15 @@ def write_html(summary: dict, rows: list[Row], directory: Path) -> None:
 
 
 def chart(summary: dict, targets: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """latency.png: `figure(...)` saved."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(summary, targets, title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure(summary: dict, targets: dict[str, dict[str, float]], title: str):
     """Three panels sharing the operations: throughput alone, p50 and p99 (alone, mixed, pgbench).
 
     The legend sits below the panels, outside every axes, so it can never cover a bar.
@@ -128,5 +137,4 @@ def chart(summary: dict, targets: dict[str, dict[str, float]], path: Path, title
     fig.suptitle(title)
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -1,8 +1,9 @@
-"""The 20-second smoke load on the test stack: every operation runs and none fails.
+"""The smoke load on the test stack: both phases on two Locust workers; every operation runs, none fails.
 
 Latency and throughput are judged by `agentdb load` and `make bench`, never here. The stack gets a
 small volume first (qlearning at a tenth of the 30-day volume, the others at a twentieth), which
-also checks that `agentdb seed --volume 30d --scale` gives the proportional row counts.
+also checks that `agentdb seed --volume 30d --scale` gives the proportional row counts. The run
+is short: two operations alone for a few seconds each (pgbench, then Locust), then the mixed profile.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import json
 
 import pytest
 
-SMOKE_SECONDS = 20
+SMOKE_SECONDS = 12
+SMOKE_CAPACITY_SECONDS = 3
 SMOKE_USERS = 6  # at least one of each of the five user classes
+SMOKE_WORKERS = 2  # Locust's distributed path: the samples of both must reach the master
+CAPACITY = ["qlearning.get_best_action", "qlearning.upsert_q_value"]
 
 # Seed 000's 30-day volume times 0.1 (agent_states: 36 x 0.1 = 3.6, rounded).
 QLEARNING_AT_TENTH = [
@@ -86,33 +90,102 @@ def test_volume_refuses_a_non_positive_scale(volume):
 def smoke(volume, tmp_path_factory):
     report = tmp_path_factory.mktemp("load")
     result = volume.cli(
-        "load", "--duration", f"{SMOKE_SECONDS}s", "--users", str(SMOKE_USERS), "--report-dir", str(report), check=False
+        "load",
+        "--duration",
+        f"{SMOKE_SECONDS}s",
+        "--capacity-duration",
+        f"{SMOKE_CAPACITY_SECONDS}s",
+        "--capacity-operations",
+        ",".join(CAPACITY),
+        "--users",
+        str(SMOKE_USERS),
+        "--workers",
+        str(SMOKE_WORKERS),
+        "--report-dir",
+        str(report),
+        check=False,
     )
-    # 0 = every target met, 1 = a target missed (expected on small machines); anything else is a fault.
+    # 0 = no target missed, 1 = a target missed (expected on small machines); anything else is a fault.
     assert result.returncode in (0, 1), result.stdout + result.stderr
     return json.loads((report / "summary.json").read_text()), report, result
 
 
-def test_smoke_load_has_no_failed_request(smoke):
+@pytest.mark.parametrize("phase", ["capacity", "mixed"])
+def test_smoke_load_has_no_failed_request(smoke, phase):
     summary, _, _ = smoke
-    failed = {op: m["failures"] for op, m in summary["operations"].items() if m["failures"]}
+    failed = {op: m["failures"] for op, m in summary["phases"][phase]["operations"].items() if m["failures"]}
     assert failed == {}, summary["errors"]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_smoke_load_ran_the_operation(smoke, operation):
+def test_smoke_load_ran_the_operation_in_the_mixed_phase(smoke, operation):
     summary, _, _ = smoke
-    assert summary["operations"].get(operation, {}).get("requests", 0) > 0
+    assert summary["phases"]["mixed"]["operations"].get(operation, {}).get("requests", 0) > 0
 
 
-@pytest.mark.parametrize("artifact", ["locust.html", "locust_stats.csv", "summary.json", "latency.png"])
+@pytest.mark.parametrize("operation", CAPACITY)
+def test_the_capacity_phase_runs_the_operation_alone(smoke, operation):
+    _, report, _ = smoke
+    samples = json.loads((report / "samples.json").read_text())
+    stage = samples["samples"][f"capacity:{operation}"]
+    assert list(stage) == [operation]
+    assert sum(stage[operation]["histogram_us"].values()) > 0
+
+
+@pytest.mark.parametrize("phase", ["capacity:" + CAPACITY[0], "mixed"])
+def test_every_worker_reports_its_cpu_to_the_master(smoke, phase):
+    _, report, _ = smoke
+    samples = json.loads((report / "samples.json").read_text())
+    assert len(samples["workers"]) == SMOKE_WORKERS
+    assert all(stages[phase]["wall_s"] > 0 for stages in samples["workers"].values())
+
+
+@pytest.mark.parametrize("operation", CAPACITY)
+def test_every_capacity_verdict_row_carries_pgbench_from_the_same_run(smoke, operation):
+    summary, _, _ = smoke
+    rows = [r for r in summary["verdicts"] if r["phase"] == "capacity" and r["operation"] == operation]
+    assert {r["metric"] for r in rows} == {"p50_ms", "p99_ms", "throughput_ops"}
+    assert all(r["pgbench"] and r["verdict"] in ("met", "missed", "generator-bound") for r in rows)
+    assert summary["pgbench"][operation]["tps"] == next(r["pgbench"] for r in rows if r["metric"] == "throughput_ops")
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    ["report.html", "verdicts.csv", "phases.csv", "summary.json", "latency.png", "locust.html", "locust_stats.csv"],
+)
 def test_load_writes_the_report(smoke, artifact):
     _, report, result = smoke
     assert (report / artifact).stat().st_size > 0
     assert "verdict" in result.stdout
 
 
-def test_load_refuses_a_bad_duration(volume):
-    result = volume.cli("load", "--duration", "soon", check=False)
+@pytest.mark.parametrize("phase", ["capacity", "mixed"])
+def test_the_report_shows_both_phases(smoke, phase):
+    _, report, _ = smoke
+    assert f"Phase: {phase}" in (report / "report.html").read_text()
+    assert f"\n{phase}," in (report / "phases.csv").read_text()
+
+
+def test_load_keeps_no_password_in_the_report(smoke, volume):
+    _, report, result = smoke
+    passwords = [v for v in volume.local.secrets().values() if len(v) >= 12]
+    texts = [result.stdout, result.stderr] + [f.read_text(errors="replace") for f in report.iterdir() if f.is_file()]
+    assert passwords
+    assert [p for p in passwords if any(p in t for t in texts)] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "soon"], "--duration"),
+        (["--capacity-duration", "0"], "--capacity-duration"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--capacity-operations", "qlearning.nope"], "unknown operation"),
+        (["--worker"], "--worker needs --master-host"),
+        (["--master-host", "10.0.0.1"], "--master-host is for --worker"),
+    ],
+)
+def test_load_refuses_bad_input(volume, args, message):
+    result = volume.cli("load", *args, check=False)
     assert result.returncode == 2
-    assert "--duration" in result.stderr
+    assert message in result.stderr
