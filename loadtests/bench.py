@@ -483,7 +483,7 @@ def render_doc(r: dict) -> str:
     out += [
         "### Every target: met, missed, or generator-bound, with the figures and the reason",
         "",
-        "A shortfall is generator-bound where a Locust worker ran at 90 % of a core or more, Locust warned",
+        "A shortfall is generator-bound where a Locust worker needed 90 % of a core or more, Locust warned",
         "about its CPU, or (each operation alone) pgbench met the target in the same run; where pgbench",
         "misses it too, it is missed.",
         "",

@@ -2,7 +2,8 @@
 
 A stage is one step of a run: `capacity:<operation>` (that operation alone) or `mixed` (the mixed
 profile). Each worker keeps an exact microsecond histogram per (stage, operation), the first and
-last sample time per stage, and its own CPU time per stage (psutil), and ships them with every
+last sample time per stage, its own CPU time per stage (psutil) and the time it waited for a CPU
+(the kernel's schedstat), and ships them with every
 stats report (`report_to_master`); the master merges them (`worker_report`) and, once the final
 reports are in (`quit`), writes them to the file named by AGENTDB_LOAD_SAMPLES. Workers on other
 machines therefore need no shared disk.
@@ -33,7 +34,7 @@ _failures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 _windows: dict[str, list[float]] = {}  # stage -> [first request start, last request end] (epoch s)
 _errors: dict[str, str] = {}
 # Worker side: stage -> {"cpu_s", "wall_s", "warnings"}; master side: worker id -> that mapping.
-_cpu: dict[str, dict[str, float]] = defaultdict(lambda: {"cpu_s": 0.0, "wall_s": 0.0, "warnings": 0})
+_cpu: dict[str, dict[str, float]] = defaultdict(lambda: {"cpu_s": 0.0, "waiting_s": 0.0, "wall_s": 0.0, "warnings": 0})
 _cpu_by_worker: dict[str, dict] = {}
 _stage_of_class: dict[str, str] = {}
 _environment: list[Any] = []
@@ -62,17 +63,26 @@ def _running_stage(runner) -> str | None:
     return stages.pop() if len(stages) == 1 else None
 
 
+def _waiting_s() -> float:
+    """Seconds this process's main thread (the gevent loop) has waited for a CPU while runnable."""
+    try:
+        # Linux /proc/<pid>/schedstat: time on a CPU, time waiting on a run queue (ns), timeslices.
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0  # no schedstat (another kernel): CPU use and Locust's warning still count
+
+
 def _watch_cpu(runner) -> None:
     process = psutil.Process()
-    last_cpu, last_wall = sum(process.cpu_times()[:2]), time.monotonic()
+    last = (sum(process.cpu_times()[:2]), _waiting_s(), time.monotonic())
     while True:
         gevent.sleep(CPU_SAMPLE_S)
-        cpu, wall = sum(process.cpu_times()[:2]), time.monotonic()
+        now = (sum(process.cpu_times()[:2]), _waiting_s(), time.monotonic())
         stage = _running_stage(runner)
         if stage:
-            _cpu[stage]["cpu_s"] += cpu - last_cpu
-            _cpu[stage]["wall_s"] += wall - last_wall
-        last_cpu, last_wall = cpu, wall
+            for key, before, after in zip(("cpu_s", "waiting_s", "wall_s"), last, now, strict=True):
+                _cpu[stage][key] += after - before
+        last = now
 
 
 def _cpu_warning(environment, cpu_usage, **_kwargs) -> None:

@@ -254,14 +254,15 @@ def measurements(samples: dict, stage: str) -> dict[str, Measured]:
 
 
 def generator(samples: dict, stage: str) -> Generator:
-    """Each worker's CPU in one stage (% of one core) and Locust's CPU warnings there."""
-    cpu, warnings = [], 0
+    """Each worker's CPU in one stage (% of one core: on it, waiting for it) and Locust's CPU warnings there."""
+    cpu, waiting, warnings = [], [], 0
     for stages in samples["workers"].values():
         use = stages.get(stage)
         if use and use["wall_s"] > 0:
             cpu.append(round(100 * use["cpu_s"] / use["wall_s"], 1))
+            waiting.append(round(100 * use.get("waiting_s", 0.0) / use["wall_s"], 1))
             warnings += int(use["warnings"])
-    return Generator(tuple(cpu), warnings)
+    return Generator(tuple(cpu), warnings, tuple(waiting))
 
 
 def run_pgbench(stack, operations: list[str], users: int, seconds: int, progress=print) -> dict[str, Pgbench]:
@@ -372,7 +373,9 @@ def run(
 def _generator_dict(g: Generator) -> dict:
     return {
         "cpu_percent": list(g.cpu_percent),
+        "waiting_percent": list(g.waiting_percent),
         "max_cpu": g.max_cpu,
+        "max_demand": g.max_demand,
         "warnings": g.cpu_warnings,
         "saturated": g.saturated,
     }

@@ -47,8 +47,8 @@ def write_html(summary: dict, rows: list[Row], directory: Path) -> None:
         f"<p>{summary['users']} users on {summary['workers']} Locust worker(s); capacity phase"
         f" {summary['capacity_seconds']} s per operation, mixed phase {summary['mixed_seconds']} s. pgbench ran each"
         " operation alone with the same number of clients in the same run. A figure the generator could not"
-        " reach (a worker at 90 % of a core or more, Locust's CPU warning, or pgbench meeting the target where"
-        " Locust did not) is <i>generator-bound</i>, not missed.</p>",
+        " reach (a worker needing 90 % of a core or more, on it or waiting for it, Locust's CPU warning, or"
+        " pgbench meeting the target where Locust did not) is <i>generator-bound</i>, not missed.</p>",
         "<img src='latency.png' alt='throughput and latency per operation, both phases' style='max-width:100%'>",
         "<h2>Verdicts</h2><table><tr>" + "".join(f"<th>{html.escape(f)}</th>" for f in fields) + "</tr>",
     ]
@@ -60,9 +60,9 @@ def write_html(summary: dict, rows: list[Row], directory: Path) -> None:
     for phase, label in PHASES.items():
         data = summary["phases"][phase]
         out.append(f"<h2>Phase: {phase} ({label})</h2><table><tr><th>operation</th>")
-        out.append("".join(f"<th>{c}</th>" for c in COLUMNS) + "<th>worker CPU %</th></tr>")
+        out.append("".join(f"<th>{c}</th>" for c in COLUMNS) + "<th>worker CPU need %</th></tr>")
         for op, m in sorted(data["operations"].items()):
-            cpu = data["generator"].get(op, data["generator"].get("*", {})).get("max_cpu")
+            cpu = data["generator"].get(op, data["generator"].get("*", {})).get("max_demand")
             cells = "".join(f"<td>{_cell(m[c])}</td>" for c in COLUMNS)
             out.append(f"<tr><td>{html.escape(op)}</td>{cells}<td>{_cell(cpu)}</td></tr>")
         out.append("</table>")

@@ -48,18 +48,38 @@ SATURATED_CPU_PERCENT = 90.0
 
 @dataclass(frozen=True)
 class Generator:
-    """How hard the load generator worked in one stage: each worker's CPU (% of one core), Locust's warnings."""
+    """How hard the load generator worked in one stage, per worker, in % of one core.
+
+    `cpu_percent` is the time a worker ran on a CPU; `waiting_percent` the time it was ready to run
+    but waited for one (a machine shared with the database). A worker needs one core: on a CPU or
+    waiting for one for SATURATED_CPU_PERCENT of the stage, its own loop is the bottleneck, and the
+    latencies it measures include its wait.
+    """
 
     cpu_percent: tuple[float, ...] = ()
     cpu_warnings: int = 0
+    waiting_percent: tuple[float, ...] = ()
 
     @property
     def max_cpu(self) -> float | None:
         return max(self.cpu_percent) if self.cpu_percent else None
 
     @property
+    def max_demand(self) -> float | None:
+        return max(self.demand_percent) if self.cpu_percent else None
+
+    @property
+    def demand_percent(self) -> tuple[float, ...]:
+        """Per worker: on a CPU plus waiting for one."""
+        return tuple(c + w for c, w in zip(self.cpu_percent, self.waiting_or_zero, strict=True))
+
+    @property
+    def waiting_or_zero(self) -> tuple[float, ...]:
+        return self.waiting_percent or (0.0,) * len(self.cpu_percent)
+
+    @property
     def saturated(self) -> bool:
-        return self.cpu_warnings > 0 or any(c >= SATURATED_CPU_PERCENT for c in self.cpu_percent)
+        return self.cpu_warnings > 0 or any(d >= SATURATED_CPU_PERCENT for d in self.demand_percent)
 
 
 @dataclass(frozen=True)
@@ -82,7 +102,7 @@ class Row:
     target: float | None
     measured: float | None
     pgbench: float | None  # pgbench's figure for the same metric, or None where it has no script
-    worker_cpu: float | None  # the busiest Locust worker's CPU in that stage, % of one core
+    worker_cpu: float | None  # the busiest Locust worker's CPU need in that stage (on one + waiting), % of a core
     verdict: str  # met, missed, generator-bound, or info (no target)
     reason: str = ""
 
@@ -149,7 +169,14 @@ def verdict(
     if pgbench is not None and not _meets(metric, pgbench, target):
         return "missed", f"pgbench misses it too ({_fmt(pgbench, metric)})"
     if generator.saturated:
-        cpu = f"a Locust worker at {generator.max_cpu:.0f}% of a core" if generator.max_cpu is not None else ""
+        busiest = max(
+            zip(generator.demand_percent, generator.cpu_percent, generator.waiting_or_zero, strict=True), default=None
+        )
+        cpu = ""
+        if busiest and busiest[0] >= SATURATED_CPU_PERCENT:
+            cpu = f"a Locust worker needed {busiest[0]:.0f}% of a core"
+            if generator.waiting_percent:
+                cpu += f" ({busiest[1]:.0f}% on it, {busiest[2]:.0f}% waiting for it)"
         warned = f"{generator.cpu_warnings} Locust CPU warning(s)" if generator.cpu_warnings else ""
         return "generator-bound", " and ".join(x for x in (cpu, warned) if x)
     if pgbench is not None and ceiling:
@@ -183,7 +210,7 @@ def judge(
                 if phase == "mixed":
                     value = m.p99_ms if m else None
                     rows.append(
-                        Row(phase, op, "p99_ms", None, value, bench and bench.p99_ms, generator.max_cpu, "info")
+                        Row(phase, op, "p99_ms", None, value, bench and bench.p99_ms, generator.max_demand, "info")
                     )
                 continue
             for metric in METRICS:
@@ -195,7 +222,7 @@ def judge(
                     metric, wanted[metric], value, bench_value, generator, ceiling=phase == "capacity"
                 )
                 rows.append(
-                    Row(phase, op, metric, wanted[metric], value, bench_value, generator.max_cpu, result, reason)
+                    Row(phase, op, metric, wanted[metric], value, bench_value, generator.max_demand, result, reason)
                 )
     return rows
 

@@ -127,7 +127,7 @@ def test_throughput_shortfall_verdict(pgbench, generator, expected):
     (row,) = [r for r in rows if r.metric == "throughput_ops"]
     assert (row.measured, row.verdict) == (345.0, expected)
     assert row.pgbench == (pgbench.tps if pgbench else None)
-    assert row.worker_cpu == generator.max_cpu
+    assert row.worker_cpu == generator.max_demand
     assert row.reason
 
 
@@ -148,11 +148,26 @@ def test_verdict_rule(metric, target, measured, pgbench, generator, ceiling, exp
 
 
 @pytest.mark.parametrize(
-    ("cpu", "warnings", "saturated"),
-    [((), 0, False), ((89.9,), 0, False), ((90.0,), 0, True), ((10.0, 95.0), 0, True), ((10.0,), 2, True)],
+    ("cpu", "warnings", "waiting", "saturated"),
+    [
+        ((), 0, (), False),
+        ((89.9,), 0, (), False),
+        ((90.0,), 0, (), True),
+        ((10.0, 95.0), 0, (), True),
+        ((10.0,), 2, (), True),
+        # On a machine shared with the database: on a CPU 30 %, waiting for one 65 % of the stage.
+        ((30.0,), 0, (65.0,), True),
+        ((30.0,), 0, (50.0,), False),
+    ],
 )
-def test_generator_saturation(cpu, warnings, saturated):
-    assert Generator(cpu, warnings).saturated is saturated
+def test_generator_saturation(cpu, warnings, waiting, saturated):
+    assert Generator(cpu, warnings, waiting).saturated is saturated
+
+
+def test_a_starved_worker_is_named_in_the_reason():
+    result, reason = verdict("p50_ms", 0.8, 5.0, None, Generator((30.0,), 0, (65.0,)), ceiling=False)
+    assert result == "generator-bound"
+    assert reason == "a Locust worker needed 95% of a core (30% on it, 65% waiting for it)"
 
 
 def test_the_mixed_phase_judges_latency_only_and_says_so():
