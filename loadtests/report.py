@@ -122,7 +122,7 @@ def figure(summary: dict, targets: dict[str, dict[str, float]], title: str):
         ax.set_xscale("log")
         # 1-2-5 steps in plain numbers: minor labels on a log axis overlap, powers of ten are too few.
         ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}" if x >= 1 else f"{x:g}"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.grid(axis="x", which="both", alpha=0.3)
