@@ -123,7 +123,9 @@ def pgbench_scripts(agents: list[str], scale: float = 1.0) -> dict[str, str]:
         + f"\\set act random(0, {qvol.ACTIONS_PER_STATE - 1})\n"
         + f"SELECT upsert_q_value({agent}, {state}, NULL, {action}, NULL, random() * 2 - 1);\n",
         # 100 pairs in ascending key order from a random start: concurrent batches lock in one order.
-        "qlearning.upsert_batch_100": f"\\set a random(0, {len(agents) - 1})\n\\set s random(0, {states - 21})\n"
+        # A volume under 21 states per agent (a small --scale) starts at 0 and upserts some new keys.
+        "qlearning.upsert_batch_100": f"\\set a random(0, {len(agents) - 1})\n"
+        f"\\set s random(0, {max(states - 21, 0)})\n"
         + f"SELECT count(upsert_q_value({agent}, {_sha('state', '(:a)::text', '((:s)::int + g / 5)::text')}, NULL,"
         + f" {_sha('action', '(:a)::text', '(g % 5)::text')}, NULL, random() * 2 - 1))"
         + " FROM generate_series(0, 99) AS g;\n",

@@ -278,9 +278,12 @@ def run_pgbench(stack, operations: list[str], users: int, seconds: int, progress
     for op in operations:
         if op not in scripts:
             continue
-        r = pgbench(
-            stack.dsn(op.split(".")[0], "app", "pgbouncer"), scripts[op], seconds, clients=users, latencies=True
-        )
+        try:
+            r = pgbench(
+                stack.dsn(op.split(".")[0], "app", "pgbouncer"), scripts[op], seconds, clients=users, latencies=True
+            )
+        except RuntimeError as exc:
+            raise LoadError(f"pgbench on {op}: {exc}") from None
         results[op] = Pgbench(r.tps, r.p50_ms, r.p99_ms)
         progress(f"pgbench {op}: {r.tps:,.0f}/s, p50 {r.p50_ms} ms, p99 {r.p99_ms} ms")
     return results

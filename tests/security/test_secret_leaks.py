@@ -22,7 +22,9 @@ def lifecycle():
         ts.cli("status")
         ts.cli("up")  # the second, idempotent up prints too
         report = ts.state_dir.parent / "report"
+        # One operation alone (pgbench, then Locust) and the mix: every process agentdb load starts.
         short = ["--users", "4", "--duration", "5s", "--report-dir", str(report)]
+        short += ["--capacity-duration", "2s", "--capacity-operations", "qlearning.upsert_batch_100"]
         refused = ts.cli("load", "--no-seed", *short, check=False)
         # A short run: its verdict on the targets does not matter here, only what it prints and writes.
         seeded = ts.cli("load", "--seed-scale", "0.001", *short, check=False)
