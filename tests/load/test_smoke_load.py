@@ -9,6 +9,8 @@ is short: two operations alone for a few seconds each (pgbench, then Locust), th
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 
 import pytest
 
@@ -90,7 +92,18 @@ def test_volume_refuses_a_non_positive_scale(volume):
 
 @pytest.fixture(scope="module")
 def smoke(volume, tmp_path_factory):
+    """Run the load; returns (summary, report directory, CLI result, every command line seen meanwhile)."""
     report = tmp_path_factory.mktemp("load")
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # the process list while the load runs: pgbench, the master, the workers
+        while not done.wait(0.3):
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=False)
+            seen.update(ps.stdout.splitlines())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     result = volume.cli(
         "load",
         "--duration",
@@ -107,27 +120,29 @@ def smoke(volume, tmp_path_factory):
         str(report),
         check=False,
     )
+    done.set()
+    watcher.join()
     # 0 = no target missed, 1 = a target missed (expected on small machines); anything else is a fault.
     assert result.returncode in (0, 1), result.stdout + result.stderr
-    return json.loads((report / "summary.json").read_text()), report, result
+    return json.loads((report / "summary.json").read_text()), report, result, seen
 
 
 @pytest.mark.parametrize("phase", ["capacity", "mixed"])
 def test_smoke_load_has_no_failed_request(smoke, phase):
-    summary, _, _ = smoke
+    summary, _, _, _ = smoke
     failed = {op: m["failures"] for op, m in summary["phases"][phase]["operations"].items() if m["failures"]}
     assert failed == {}, summary["errors"]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_smoke_load_ran_the_operation_in_the_mixed_phase(smoke, operation):
-    summary, _, _ = smoke
+    summary, _, _, _ = smoke
     assert summary["phases"]["mixed"]["operations"].get(operation, {}).get("requests", 0) > 0
 
 
 @pytest.mark.parametrize("operation", CAPACITY)
 def test_the_capacity_phase_runs_the_operation_alone(smoke, operation):
-    _, report, _ = smoke
+    _, report, _, _ = smoke
     samples = json.loads((report / "samples.json").read_text())
     stage = samples["samples"][f"capacity:{operation}"]
     assert list(stage) == [operation]
@@ -136,7 +151,7 @@ def test_the_capacity_phase_runs_the_operation_alone(smoke, operation):
 
 @pytest.mark.parametrize("phase", ["capacity:" + CAPACITY[0], "mixed"])
 def test_every_worker_reports_its_cpu_to_the_master(smoke, phase):
-    _, report, _ = smoke
+    _, report, _, _ = smoke
     samples = json.loads((report / "samples.json").read_text())
     assert len(samples["workers"]) == SMOKE_WORKERS
     assert all(stages[phase]["wall_s"] > 0 for stages in samples["workers"].values())
@@ -144,7 +159,7 @@ def test_every_worker_reports_its_cpu_to_the_master(smoke, phase):
 
 @pytest.mark.parametrize("operation", CAPACITY)
 def test_every_capacity_verdict_row_carries_pgbench_from_the_same_run(smoke, operation):
-    summary, _, _ = smoke
+    summary, _, _, _ = smoke
     rows = {r["metric"]: r for r in summary["verdicts"] if r["phase"] == "capacity" and r["operation"] == operation}
     assert set(rows) == set(load_targets(DEFAULT_TARGETS)[operation])
     assert all(r["pgbench"] and r["verdict"] in ("met", "missed", "generator-bound") for r in rows.values())
@@ -157,20 +172,34 @@ def test_every_capacity_verdict_row_carries_pgbench_from_the_same_run(smoke, ope
     ["report.html", "verdicts.csv", "phases.csv", "summary.json", "latency.png", "locust.html", "locust_stats.csv"],
 )
 def test_load_writes_the_report(smoke, artifact):
-    _, report, result = smoke
+    _, report, result, _ = smoke
     assert (report / artifact).stat().st_size > 0
     assert "verdict" in result.stdout
 
 
 @pytest.mark.parametrize("phase", ["capacity", "mixed"])
 def test_the_report_shows_both_phases(smoke, phase):
-    _, report, _ = smoke
+    _, report, _, _ = smoke
     assert f"Phase: {phase}" in (report / "report.html").read_text()
     assert f"\n{phase}," in (report / "phases.csv").read_text()
 
 
+@pytest.mark.parametrize("process", ["pgbench", "locust -f", "--master", "--worker"])
+def test_the_load_started_its_processes(smoke, process):
+    """The process list below was watched while they ran."""
+    *_, seen = smoke
+    assert any(process in line for line in seen)
+
+
+def test_no_password_on_any_command_line_during_the_load(smoke, volume):
+    *_, seen = smoke
+    passwords = [v for v in volume.local.secrets().values() if len(v) >= 12]
+    assert passwords
+    assert [p for p in passwords if any(p in line for line in seen)] == []
+
+
 def test_load_keeps_no_password_in_the_report(smoke, volume):
-    _, report, result = smoke
+    _, report, result, _ = smoke
     passwords = [v for v in volume.local.secrets().values() if len(v) >= 12]
     texts = [result.stdout, result.stderr] + [f.read_text(errors="replace") for f in report.iterdir() if f.is_file()]
     assert passwords

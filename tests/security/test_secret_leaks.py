@@ -29,7 +29,7 @@ def lifecycle():
         # A short run: its verdict on the targets does not matter here, only what it prints and writes.
         seeded = ts.cli("load", "--seed-scale", "0.001", *short, check=False)
         volume = {key: int(ts.psql(key, query)) for key, query in REQUIRED.items()}
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        processes = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
         ts.cli("down")
         secrets = ts.local.secrets()
         files = [*(ts.state_dir / "logs").rglob("*"), *report.rglob("*")]
