@@ -209,6 +209,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.master_host:
         print("error: --master-host is for --worker; the master listens with --master", file=sys.stderr)
         return 2
+    if args.master and args.workers is None:
+        print("error: --master needs --workers N, the number of workers that will connect", file=sys.stderr)
+        return 2
     seed_scale = None if args.no_seed else args.seed_scale
     return load.main(
         _stack(args),

@@ -230,7 +230,7 @@ def judge(
 def format_table(rows: list[Row]) -> str:
     """The verdict table `agentdb load` prints: one line per phase, operation and metric."""
     lines = [
-        f"{'phase':9} {'operation':33} {'metric':15} {'target':>11} {'Locust':>13} {'pgbench':>13}"
+        f"{'phase':9} {'operation':33} {'metric':15} {'target':>11} {'Locust':>13} {'pgbench alone':>13}"
         f" {'worker CPU':>10}  verdict"
     ]
     for r in rows:

@@ -215,6 +215,7 @@ def test_load_keeps_no_password_in_the_report(smoke, volume):
         (["--capacity-operations", "qlearning.nope"], "unknown operation"),
         (["--worker"], "--worker needs --master-host"),
         (["--master-host", "10.0.0.1"], "--master-host is for --worker"),
+        (["--master"], "--master needs --workers N"),
     ],
 )
 def test_load_refuses_bad_input(volume, args, message):
