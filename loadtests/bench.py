@@ -23,11 +23,11 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
 from infra import render, tools
+from infra.credentials import without_password
 from infra.databases import REPO_ROOT
 from infra.seeds import qlearning as qvol
 from loadtests import load
@@ -148,17 +148,6 @@ def pgbench_scripts(agents: list[str], scale: float = 1.0) -> dict[str, str]:
     }
 
 
-def _dsn_and_env(dsn: str) -> tuple[str, dict[str, str]]:
-    """The URL without its password, and an environment that carries it (never on a command line)."""
-    url = urlsplit(dsn)
-    env = dict(os.environ)
-    if url.password is None:
-        return dsn, env
-    env["PGPASSWORD"] = unquote(url.password)
-    netloc = f"{url.username}@{url.hostname}" + (f":{url.port}" if url.port else "")
-    return urlunsplit(url._replace(netloc=netloc)), env
-
-
 def _log_percentiles(directory: Path) -> tuple[float | None, float | None]:
     """p50 and p99 (ms) from pgbench's per-transaction logs (third field: latency in microseconds)."""
     hist = LatencyHistogram()
@@ -185,7 +174,7 @@ def pgbench(
     `latencies` logs every transaction to give exact p50 / p99 besides the average.
     """
     binary = tools.postgres_bindir() / "pgbench"
-    url, env = _dsn_and_env(dsn)
+    url, env = without_password(dsn)
     with tempfile.TemporaryDirectory(prefix="agentdb-pgbench-") as tmp:
         args = [str(binary), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-M", "prepared", *extra]
         if script:
@@ -352,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bench.local.psql(None, "CREATE DATABASE pgbench_ceiling")
         ceiling_dsn = bench.local.dsn(None).rsplit("/", 1)[0] + "/pgbench_ceiling"
-        ceiling_url, ceiling_env = _dsn_and_env(ceiling_dsn)
+        ceiling_url, ceiling_env = without_password(ceiling_dsn)
         subprocess.run(
             [str(tools.postgres_bindir() / "pgbench"), "-i", "-q", "-s", "10", ceiling_url],
             check=True,

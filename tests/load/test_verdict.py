@@ -237,13 +237,22 @@ def test_pgbench_percentiles_come_from_its_transaction_log(tmp_path):
     assert _log_percentiles(tmp_path) == (0.5, 0.99)
 
 
-def test_pgbench_gets_its_password_from_the_environment_not_its_arguments():
-    from loadtests.bench import _dsn_and_env
+@pytest.mark.parametrize(
+    ("dsn", "url", "password"),
+    [
+        (
+            "postgresql://app:s%40cret@127.0.0.1:6432/qlearning_db",
+            "postgresql://app@127.0.0.1:6432/qlearning_db",
+            "s@cret",
+        ),
+        ("postgresql://app@127.0.0.1/qlearning_db", "postgresql://app@127.0.0.1/qlearning_db", None),
+    ],
+)
+def test_a_command_line_dsn_leaves_its_password_in_the_environment(dsn, url, password):
+    from infra.credentials import without_password
 
-    url, env = _dsn_and_env("postgresql://app:s%40cret@127.0.0.1:6432/qlearning_db")
-    assert "cret" not in url
-    assert url == "postgresql://app@127.0.0.1:6432/qlearning_db"
-    assert env["PGPASSWORD"] == "s@cret"
+    assert without_password(dsn)[0] == url
+    assert without_password(dsn)[1].get("PGPASSWORD") == password
 
 
 def _summary(ops: int) -> dict:
