@@ -250,8 +250,30 @@ def require_running(stack) -> None:
 def cmd_load(args: argparse.Namespace) -> int:
     from loadtests import load
 
+    if args.worker:
+        if not args.master_host:
+            print("error: --worker needs --master-host (the machine running `agentdb load --master`)", file=sys.stderr)
+            return 2
+        return load.run_worker(load.load_config(_stack(args)), args.master_host, args.master_port)
+    if args.master_host:
+        print("error: --master-host is for --worker; the master listens with --master", file=sys.stderr)
+        return 2
+    if args.master and args.workers is None:
+        print("error: --master needs --workers N, the number of workers that will connect", file=sys.stderr)
+        return 2
     seed_scale = None if args.no_seed else args.seed_scale
-    return load.main(_stack(args), args.users, args.duration, args.targets, args.report_dir, seed_scale)
+    return load.main(
+        _stack(args),
+        args.users,
+        args.duration,
+        args.targets,
+        args.report_dir,
+        seed_scale,
+        args.workers,
+        args.capacity_duration,
+        args.capacity_operations,
+        ("0.0.0.0", args.master_port) if args.master else None,
+    )
 
 
 def cmd_settings_schema(args: argparse.Namespace) -> int:
@@ -332,7 +354,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     load_cmd = sub.add_parser("load", parents=[common], help="headless Locust against the seeds' targets")
     load_cmd.add_argument("--users", type=int, default=18, help="simulated agents (default 18, the seeds')")
-    load_cmd.add_argument("--duration", default="60s", help="run time: 60, 60s or 2m (default 60s)")
+    load_cmd.add_argument("--duration", default="60s", help="mixed phase: 60, 60s or 2m (default 60s)")
+    load_cmd.add_argument(
+        "--capacity-duration", default="10s", help="capacity phase: time per operation alone (default 10s)"
+    )
+    load_cmd.add_argument(
+        "--capacity-operations", help="comma-separated operations for the capacity phase (default: all with a target)"
+    )
+    load_cmd.add_argument(
+        "--workers",
+        type=int,
+        help="Locust worker processes (default: this machine's CPUs minus agentdb:cpus, at least 1)",
+    )
+    distributed = load_cmd.add_mutually_exclusive_group()
+    distributed.add_argument(
+        "--master", action="store_true", help="listen on all interfaces for --workers workers started elsewhere"
+    )
+    distributed.add_argument(
+        "--worker", action="store_true", help="run one worker here for `agentdb load --master` on --master-host"
+    )
+    load_cmd.add_argument("--master-host", help="with --worker: the machine running `agentdb load --master`")
+    load_cmd.add_argument(
+        "--master-port", type=int, default=5557, help="with --master or --worker: the master's port (default 5557)"
+    )
     load_cmd.add_argument("--targets", help="target profile YAML (default loadtests/targets.yaml)")
     load_cmd.add_argument("--report-dir", help="write the report here (default reports/<timestamp>/)")
     seeding = load_cmd.add_mutually_exclusive_group()

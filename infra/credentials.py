@@ -13,6 +13,7 @@ import hmac
 import os
 import secrets as _random
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from infra.settings import Settings
 
@@ -100,3 +101,18 @@ def scram_sha256(role: str, password: str, iterations: int = SCRAM_ITERATIONS) -
 def redis_acl_hash(password: str) -> str:
     """The `#<hex>` form Redis ACL files take instead of a plain password."""
     return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def without_password(dsn: str) -> tuple[str, dict[str, str]]:
+    """A libpq URL for a command line, and the environment for the command: the password moves to PGPASSWORD.
+
+    Any user on the machine can read another process's command line (ps); only its owner and root can
+    read its environment.
+    """
+    url = urlsplit(dsn)
+    env = dict(os.environ)
+    if url.password is None:
+        return dsn, env
+    env["PGPASSWORD"] = unquote(url.password)
+    netloc = f"{url.username}@{url.hostname}" + (f":{url.port}" if url.port else "")
+    return urlunsplit(url._replace(netloc=netloc)), env

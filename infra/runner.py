@@ -164,20 +164,12 @@ class LocalStack:
 
     def psql(self, db: Database | str | None, query: str, *args: str) -> str:
         """Run psql as the superuser against `db` and return its stdout (raises on error)."""
+        url, env = sec.without_password(self.dsn(db))
         result = subprocess.run(
-            [
-                str(self.pg_bindir / "psql"),
-                "-X",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-qAt",
-                "-c",
-                query,
-                *args,
-                self.dsn(db),
-            ],
+            [str(self.pg_bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", query, *args, url],
             capture_output=True,
             text=True,
+            env=env,
         )
         if result.returncode != 0:
             raise StackError(f"psql: {result.stderr.strip()}")

@@ -1,8 +1,15 @@
 """The agents: qlearning, the hot cache, orchestrator, agentic and AFS, as Locust users (tasks only).
 
-Run by `agentdb load` (loadtests/load.py), which passes the connection settings and collects the
-exact microsecond histograms this file records (AGENTDB_LOAD_SAMPLES). The weights give the seeds'
-18 agents as 10 Q-learning, 2 hot-cache, 2 orchestrator, 2 agentic and 2 AFS users.
+Run by `agentdb load` (loadtests/load.py) as a Locust master and its workers; it passes the
+connection settings and the plan, and loadtests/collect.py gathers the exact microsecond
+histograms. The plan (`Plan`, a LoadTestShape) runs stages one after the other:
+
+- `capacity:<operation>`: every user runs that one operation alone (an `Alone_*` class per task),
+  the way the seeds state their throughput ("18 concurrent agents" on one operation);
+- `mixed`: the weights give the seeds' 18 agents as 10 Q-learning, 2 hot-cache, 2 orchestrator,
+  2 agentic and 2 AFS users.
+
+An operation is named `<database>.<task method>`, the name its task reports.
 """
 
 from __future__ import annotations
@@ -13,57 +20,17 @@ import os
 import random
 import time
 import uuid
-from collections import defaultdict
-from pathlib import Path
+from functools import cache
 
-from locust import constant, events, task
+from locust import LoadTestShape, constant, task
 from psycopg.types.json import Jsonb
 
-from loadtests.histogram import LatencyHistogram
+from loadtests import collect
 from loadtests.hotcache import HotCache
 from loadtests.users import PostgresUser, RedisUser, config
 
-SAMPLES_ENV = "AGENTDB_LOAD_SAMPLES"
-
-# ----- exact histograms, written for load.py at the end of the run -------------------------------
-_histograms: dict[str, LatencyHistogram] = defaultdict(LatencyHistogram)
-_failures: dict[str, int] = defaultdict(int)
-_errors: dict[str, str] = {}
-_window: dict[str, float] = {}
-
-
-@events.request.add_listener
-def _record(name, response_time, exception, **_kwargs):
-    if exception is None:
-        _histograms[name].record_ms(response_time)
-    else:
-        _failures[name] += 1
-        _errors.setdefault(name, f"{type(exception).__name__}: {exception}")
-
-
-@events.test_start.add_listener
-def _started(**_kwargs):
-    _window["start"] = time.time()
-
-
-@events.test_stop.add_listener
-def _stopped(**_kwargs):
-    _window["stop"] = time.time()
-    out = os.environ.get(SAMPLES_ENV)
-    if out:
-        names = sorted(set(_histograms) | set(_failures))
-        Path(out).write_text(
-            json.dumps(
-                {
-                    "seconds": _window["stop"] - _window.get("start", _window["stop"]),
-                    "operations": {
-                        n: {"histogram_us": _histograms[n].to_dict(), "failures": _failures[n]} for n in names
-                    },
-                    "errors": _errors,
-                }
-            )
-        )
-
+PLAN_ENV = "AGENTDB_LOAD_PLAN"
+DRAIN_S = 2  # between two stages: time for the workers to stop the users of the first
 
 # ----- Q-learning ---------------------------------------------------------------------------------
 _agent_numbers = itertools.count()
@@ -366,3 +333,53 @@ class AfsAgent(PostgresUser):
                 (task_id, winner, Jsonb(scores)),
             )
             conn.execute("UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = %s", (task_id,))
+
+
+# ----- the plan: each operation alone, then the mixed profile -------------------------------------
+MIXED = [QLearningAgent, HotCacheAgent, OrchestratorAgent, AgenticAgent, AfsAgent]
+
+
+def _operations(user_class: type) -> dict[str, object]:
+    """Operation name -> task function, in declaration order (Locust repeats a task per weight)."""
+    return {f"{user_class.database}.{fn.__name__}": fn for fn in dict.fromkeys(user_class.tasks)}
+
+
+def _alone(user_class: type, operation: str, fn: object) -> type:
+    alone = type(f"Alone_{operation.replace('.', '_')}", (user_class,), {"stage": f"capacity:{operation}"})
+    alone.tasks = [fn]  # set after creation: Locust's metaclass would add the parent's tasks
+    return alone
+
+
+ALONE = {op: _alone(cls, op, fn) for cls in MIXED for op, fn in _operations(cls).items()}
+OPERATIONS = sorted(ALONE)
+globals().update({cls.__name__: cls for cls in ALONE.values()})  # Locust finds users by module name
+STAGE_CLASSES = {"mixed": MIXED} | {f"capacity:{op}": [cls] for op, cls in ALONE.items()}
+collect.register([*MIXED, *ALONE.values()])
+
+
+@cache
+def plan() -> dict:
+    """{"users": n, "stages": [{"stage": ..., "seconds": ...}, ...]}; without a plan, 60 s mixed."""
+    text = os.environ.get(PLAN_ENV)
+    return json.loads(text) if text else {"users": 18, "stages": [{"stage": "mixed", "seconds": 60}]}
+
+
+class Plan(LoadTestShape):
+    """Runs the plan's stages in order, all users on each stage's user classes, then stops.
+
+    Locust's dispatcher only applies a new list of user classes to users it starts, so a stage
+    first stops every user of the one before (DRAIN_S with no users), then starts its own.
+    """
+
+    def tick(self) -> tuple[int, float, list[type] | None] | None:
+        elapsed, end = self.get_run_time(), 0.0
+        users = plan()["users"]
+        for i, stage in enumerate(plan()["stages"]):
+            if i:
+                end += DRAIN_S
+                if elapsed < end:
+                    return 0, users, None
+            end += stage["seconds"]
+            if elapsed < end:
+                return users, users, STAGE_CLASSES[stage["stage"]]
+        return None

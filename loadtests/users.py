@@ -36,8 +36,10 @@ class TimedClient:
 
     request_type = "call"
 
-    def __init__(self, environment: Any):
+    def __init__(self, environment: Any, stage: str):
         self.environment = environment
+        # Which phase step the samples belong to (locustfile.py keeps one histogram per stage).
+        self.stage = stage
 
     @contextmanager
     def measure(self, name: str) -> Iterator[None]:
@@ -55,7 +57,7 @@ class TimedClient:
             response_time=elapsed_ms,
             response_length=0,
             exception=exception,
-            context={},
+            context={"stage": self.stage},
         )
 
     def _after_failure(self, exc: Exception) -> None:
@@ -67,8 +69,8 @@ class PostgresClient(TimedClient):
 
     request_type = "postgres"
 
-    def __init__(self, environment: Any, dsn: str):
-        super().__init__(environment)
+    def __init__(self, environment: Any, stage: str, dsn: str):
+        super().__init__(environment, stage)
         self.dsn = dsn
         self.conn = self._connect()
 
@@ -88,10 +90,10 @@ class RedisClient(TimedClient):
 
     request_type = "redis"
 
-    def __init__(self, environment: Any, url: str):
+    def __init__(self, environment: Any, stage: str, url: str):
         from loadtests.hotcache import connect_redis
 
-        super().__init__(environment)
+        super().__init__(environment, stage)
         self.redis = connect_redis(url)
 
     def close(self) -> None:
@@ -103,10 +105,11 @@ class PostgresUser(User):
 
     abstract = True
     database: str = ""
+    stage: str = "mixed"  # the mixed profile; locustfile.py's capacity users name their operation
 
     def on_start(self) -> None:
         super().on_start()
-        self.pg = PostgresClient(self.environment, config()["dsn"][self.database])
+        self.pg = PostgresClient(self.environment, self.stage, config()["dsn"][self.database])
 
     def on_stop(self) -> None:
         self.pg.close()
@@ -117,10 +120,11 @@ class RedisUser(User):
     """An agent talking to Redis."""
 
     abstract = True
+    stage: str = "mixed"
 
     def on_start(self) -> None:
         super().on_start()
-        self.cache_client = RedisClient(self.environment, config()["redis_url"])
+        self.cache_client = RedisClient(self.environment, self.stage, config()["redis_url"])
 
     def on_stop(self) -> None:
         self.cache_client.close()

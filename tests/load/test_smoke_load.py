@@ -1,18 +1,26 @@
-"""The 20-second smoke load on the test stack: every operation runs and none fails.
+"""The smoke load on the test stack: both phases on two Locust workers; every operation runs, none fails.
 
 Latency and throughput are judged by `agentdb load` and `make bench`, never here. The stack gets a
 small volume first (qlearning at a tenth of the 30-day volume, the others at a twentieth), which
-also checks that `agentdb seed --volume 30d --scale` gives the proportional row counts.
+also checks that `agentdb seed --volume 30d --scale` gives the proportional row counts. The run
+is short: two operations alone for a few seconds each (pgbench, then Locust), then the mixed profile.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 
 import pytest
 
-SMOKE_SECONDS = 20
+from loadtests.verdict import DEFAULT_TARGETS, load_targets
+
+SMOKE_SECONDS = 12
+SMOKE_CAPACITY_SECONDS = 3
 SMOKE_USERS = 6  # at least one of each of the five user classes
+SMOKE_WORKERS = 2  # Locust's distributed path: the samples of both must reach the master
+CAPACITY = ["qlearning.get_best_action", "qlearning.upsert_q_value", "qlearning.upsert_batch_100"]
 
 # Seed 000's 30-day volume times 0.1 (agent_states: 36 x 0.1 = 3.6, rounded).
 QLEARNING_AT_TENTH = [
@@ -84,35 +92,133 @@ def test_volume_refuses_a_non_positive_scale(volume):
 
 @pytest.fixture(scope="module")
 def smoke(volume, tmp_path_factory):
+    """Run the load; returns (summary, report directory, CLI result, every command line seen meanwhile)."""
     report = tmp_path_factory.mktemp("load")
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # the process list while the load runs: pgbench, the master, the workers
+        while not done.wait(0.3):
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=False)
+            seen.update(ps.stdout.splitlines())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     result = volume.cli(
-        "load", "--duration", f"{SMOKE_SECONDS}s", "--users", str(SMOKE_USERS), "--report-dir", str(report), check=False
+        "load",
+        "--duration",
+        f"{SMOKE_SECONDS}s",
+        "--capacity-duration",
+        f"{SMOKE_CAPACITY_SECONDS}s",
+        "--capacity-operations",
+        ",".join(CAPACITY),
+        "--users",
+        str(SMOKE_USERS),
+        "--workers",
+        str(SMOKE_WORKERS),
+        "--report-dir",
+        str(report),
+        check=False,
     )
-    # 0 = every target met, 1 = a target missed (expected on small machines); anything else is a fault.
+    done.set()
+    watcher.join()
+    # 0 = no target missed, 1 = a target missed (expected on small machines); anything else is a fault.
     assert result.returncode in (0, 1), result.stdout + result.stderr
-    return json.loads((report / "summary.json").read_text()), report, result
+    return json.loads((report / "summary.json").read_text()), report, result, seen
 
 
-def test_smoke_load_has_no_failed_request(smoke):
-    summary, _, _ = smoke
-    failed = {op: m["failures"] for op, m in summary["operations"].items() if m["failures"]}
+@pytest.mark.parametrize("phase", ["capacity", "mixed"])
+def test_smoke_load_has_no_failed_request(smoke, phase):
+    summary, _, _, _ = smoke
+    failed = {op: m["failures"] for op, m in summary["phases"][phase]["operations"].items() if m["failures"]}
     assert failed == {}, summary["errors"]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_smoke_load_ran_the_operation(smoke, operation):
-    summary, _, _ = smoke
-    assert summary["operations"].get(operation, {}).get("requests", 0) > 0
+def test_smoke_load_ran_the_operation_in_the_mixed_phase(smoke, operation):
+    summary, _, _, _ = smoke
+    assert summary["phases"]["mixed"]["operations"].get(operation, {}).get("requests", 0) > 0
 
 
-@pytest.mark.parametrize("artifact", ["locust.html", "locust_stats.csv", "summary.json", "latency.png"])
+@pytest.mark.parametrize("operation", CAPACITY)
+def test_the_capacity_phase_runs_the_operation_alone(smoke, operation):
+    _, report, _, _ = smoke
+    samples = json.loads((report / "samples.json").read_text())
+    stage = samples["samples"][f"capacity:{operation}"]
+    assert list(stage) == [operation]
+    assert sum(stage[operation]["histogram_us"].values()) > 0
+
+
+@pytest.mark.parametrize("phase", ["capacity:" + CAPACITY[0], "mixed"])
+def test_every_worker_reports_its_cpu_to_the_master(smoke, phase):
+    _, report, _, _ = smoke
+    samples = json.loads((report / "samples.json").read_text())
+    assert len(samples["workers"]) == SMOKE_WORKERS
+    assert all(stages[phase]["wall_s"] > 0 for stages in samples["workers"].values())
+
+
+@pytest.mark.parametrize("operation", CAPACITY)
+def test_every_capacity_verdict_row_carries_pgbench_from_the_same_run(smoke, operation):
+    summary, _, _, _ = smoke
+    rows = {r["metric"]: r for r in summary["verdicts"] if r["phase"] == "capacity" and r["operation"] == operation}
+    assert set(rows) == set(load_targets(DEFAULT_TARGETS)[operation])
+    assert all(r["pgbench"] and r["verdict"] in ("met", "missed", "generator-bound") for r in rows.values())
+    bench = summary["pgbench"][operation]
+    assert {m: r["pgbench"] for m, r in rows.items()} == {m: bench["tps" if m == "throughput_ops" else m] for m in rows}
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    ["report.html", "verdicts.csv", "phases.csv", "summary.json", "latency.png", "locust.html", "locust_stats.csv"],
+)
 def test_load_writes_the_report(smoke, artifact):
-    _, report, result = smoke
+    _, report, result, _ = smoke
     assert (report / artifact).stat().st_size > 0
     assert "verdict" in result.stdout
 
 
-def test_load_refuses_a_bad_duration(volume):
-    result = volume.cli("load", "--duration", "soon", check=False)
+@pytest.mark.parametrize("phase", ["capacity", "mixed"])
+def test_the_report_shows_both_phases(smoke, phase):
+    _, report, _, _ = smoke
+    assert f"Phase: {phase}" in (report / "report.html").read_text()
+    assert f"\n{phase}," in (report / "phases.csv").read_text()
+
+
+@pytest.mark.parametrize("process", ["pgbench", "locust -f", "--master", "--worker"])
+def test_the_load_started_its_processes(smoke, process):
+    """The process list below was watched while they ran."""
+    *_, seen = smoke
+    assert any(process in line for line in seen)
+
+
+def test_no_password_on_any_command_line_during_the_load(smoke, volume):
+    *_, seen = smoke
+    passwords = [v for v in volume.local.secrets().values() if len(v) >= 12]
+    assert passwords
+    assert [p for p in passwords if any(p in line for line in seen)] == []
+
+
+def test_load_keeps_no_password_in_the_report(smoke, volume):
+    _, report, result, _ = smoke
+    passwords = [v for v in volume.local.secrets().values() if len(v) >= 12]
+    texts = [result.stdout, result.stderr] + [f.read_text(errors="replace") for f in report.iterdir() if f.is_file()]
+    assert passwords
+    assert [p for p in passwords if any(p in t for t in texts)] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "soon"], "--duration"),
+        (["--capacity-duration", "0"], "--capacity-duration"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--capacity-operations", "qlearning.nope"], "unknown operation"),
+        (["--worker"], "--worker needs --master-host"),
+        (["--master-host", "10.0.0.1"], "--master-host is for --worker"),
+        (["--master"], "--master needs --workers N"),
+    ],
+)
+def test_load_refuses_bad_input(volume, args, message):
+    result = volume.cli("load", *args, check=False)
     assert result.returncode == 2
-    assert "--duration" in result.stderr
+    assert message in result.stderr

@@ -22,12 +22,14 @@ def lifecycle():
         ts.cli("status")
         ts.cli("up")  # the second, idempotent up prints too
         report = ts.state_dir.parent / "report"
+        # One operation alone (pgbench, then Locust) and the mix: every process agentdb load starts.
         short = ["--users", "4", "--duration", "5s", "--report-dir", str(report)]
+        short += ["--capacity-duration", "2s", "--capacity-operations", "qlearning.upsert_batch_100"]
         refused = ts.cli("load", "--no-seed", *short, check=False)
         # A short run: its verdict on the targets does not matter here, only what it prints and writes.
         seeded = ts.cli("load", "--seed-scale", "0.001", *short, check=False)
         volume = {key: int(ts.psql(key, query)) for key, query in REQUIRED.items()}
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        processes = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
         ts.cli("down")
         secrets = ts.local.secrets()
         files = [*(ts.state_dir / "logs").rglob("*"), *report.rglob("*")]
