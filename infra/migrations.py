@@ -15,12 +15,14 @@ import argparse
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -237,14 +239,37 @@ def session(
         raise MigrationError(f"{key}: {what} failed, nothing was changed: {detail}") from exc
 
 
+# A migration that loses a lock to the live workload (a deadlock with a reader such as an exporter's
+# query or a cron job, or LOCK_TIMEOUT spent waiting) changed nothing: it is tried again, this often.
+LOCK_ATTEMPTS = 3
+LOCK_BACKOFF_S = 2.0
+
+
+def _lost_a_lock(exc: BaseException) -> bool:
+    """True when `exc` or what caused it is a deadlock or a lock timeout."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg.errors.DeadlockDetected | psycopg.errors.LockNotAvailable):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
 def _run(dsn: str, key: str, action: str, target: str, values: dict[str, Any] | None = None) -> Outcome:
     cfg = _config(key)
-    outcome = Outcome()
-    with session(dsn, key, f"{action} to {target}", outcome if action == "upgrade" else None, values) as conn:
-        # env.py (infra/alembic_env.py) runs on this connection instead of finding a stack itself.
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, target)
-    return outcome
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        outcome = Outcome()
+        try:
+            with session(dsn, key, f"{action} to {target}", outcome if action == "upgrade" else None, values) as conn:
+                # env.py (infra/alembic_env.py) runs on this connection instead of finding a stack itself.
+                cfg.attributes["connection"] = conn
+                getattr(command, action)(cfg, target)
+            return outcome
+        except MigrationError as exc:
+            if attempt == LOCK_ATTEMPTS or not _lost_a_lock(exc):
+                raise
+            time.sleep(LOCK_BACKOFF_S * attempt)
+    raise AssertionError("unreachable")
 
 
 def upgrade(dsn: str, key: str, target: str = "head", values: dict[str, Any] | None = None) -> list[str]:

@@ -27,6 +27,11 @@ VALID: dict[str, dict[str, tuple[list, dict]]] = {
             {"q_values": 1},
         ),
         "get_best_action(character varying,character varying)": (["test-generator", "state-1"], {}),
+        "upsert_q_values(character varying,character varying[],character varying[],double precision[],"
+        "jsonb[],jsonb[],uuid)": (
+            ["test-generator", ["state-1", "state-2"], ["action-1", "action-2"], [0.5, 0.25], None, None, None],
+            {"q_values": 2},
+        ),
         "q_learning_update(character varying,character varying,character varying,double precision,character varying)": (
             ["test-generator", "state-1", "action-1", 1.0, "state-2"],
             {"q_values": 1},

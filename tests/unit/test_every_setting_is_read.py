@@ -29,6 +29,7 @@ CHANGED: dict[str, Any] = {
     "base_image": "debian:bookworm-slim",
     "grafana_image": "grafana/grafana-oss:11.3.1",
     "databases": ["qlearning", "orchestrator", "afs"],
+    "log_rotation_age_min": 30,  # must divide a day
 }
 
 
