@@ -8,8 +8,8 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from infra.databases import REPO_ROOT
 from infra import topology as topo
+from infra.databases import REPO_ROOT
 from infra.program.common import SERVICE_UID
 from infra.settings import Settings
 

@@ -166,9 +166,7 @@ class Schema(pulumi.ComponentResource):
         port = port or settings.postgres_port
         secret_props = ["admin_dsn", "passwords"]
         dsn = pulumi.Output.secret(
-            pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(
-                lambda args: admin_dsn(args[0], port, args[1])
-            )
+            pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(lambda args: admin_dsn(args[0], port, args[1]))
         )
         settings_doc = settings.model_dump(mode="json")
         base = Baseline(
