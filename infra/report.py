@@ -31,10 +31,9 @@ class ReportError(RuntimeError):
 
 
 def log_files(directory: Path) -> list[Path]:
-    """The non-empty csvlog files in `directory` and below (each cluster node logs in its own), oldest first."""
-    if not directory.is_dir():
-        return []
-    files = [p for p in directory.rglob("postgresql-*.csv") if p.is_file() and p.stat().st_size > 0]
+    """The non-empty csvlog files in `directory` and in each cluster node's `<directory>-<node>`, oldest first."""
+    dirs = [d for d in (directory, *directory.parent.glob(f"{directory.name}-*")) if d.is_dir()]
+    files = [p for d in dirs for p in d.glob("postgresql-*.csv") if p.is_file() and p.stat().st_size > 0]
     return sorted(files, key=lambda p: p.stat().st_mtime)
 
 

@@ -433,7 +433,7 @@ class LocalStack:
         for directory in (self.state_dir, self.etc, self.run_dir, self.logs, self.data):
             directory.mkdir(parents=True, exist_ok=True)
         lay = self.layout
-        for directory in (lay.redis_data, lay.prometheus_data, lay.alertmanager_data, lay.postgres_logs):
+        for directory in (lay.redis_data, lay.prometheus_data, lay.alertmanager_data):
             Path(directory).mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o755)
         os.chmod(self.data, 0o700)

@@ -49,6 +49,9 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     tar -C "$WORK/rootfs" -c . | docker import - "$BASE" >/dev/null
     rm -rf "$WORK/rootfs"
 fi
+# pip in the patroni image's build reaches PyPI with the host's own extra CAs (a TLS-intercepting
+# proxy's, as on this machine); the directory is empty in git and on a machine without such CAs.
+find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} docker/patroni/ca/ \; 2>/dev/null || true
 say "base image ready after $(( $(date +%s) - start ))s"
 
 status=0

@@ -13,6 +13,8 @@ import pulumi
 from pydantic.alias_generators import to_camel
 
 from infra import render
+from infra import topology as topo
+from infra.program.cluster import Cluster
 from infra.program.common import POSTGRES_MAJOR, StackContext
 from infra.program.images import Images
 from infra.program.monitoring import Monitoring
@@ -63,22 +65,10 @@ def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, re
     return {**files, "postgres_exporter_queries.yaml": render.RenderedFile(path.read_text())}
 
 
-def realized(settings: Settings) -> Settings:
-    """The settings this program deploys: the cluster's containers are not declared here yet, so a stack
-    with replicas gets the single PostgreSQL rather than a PgBouncer pointed at an HAProxy that is not there.
-    """
-    return settings.model_copy(update={"replicas": 0})
-
-
 def build(stack: str, settings: Settings, password_overrides: pulumi.Output | None = None) -> dict[str, object]:
     """Create every resource of the stack and return the stack outputs."""
     check_publishing(stack, settings)
-    if settings.replicas > 0:
-        pulumi.log.warn(
-            f"agentdb:replicas: {settings.replicas} is realized by the local runner only so far;"
-            " this Docker stack runs one PostgreSQL without Patroni"
-        )
-    settings = realized(settings)
+    topology = topo.build(settings)
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     keep = keep_data(settings)
 
@@ -86,7 +76,7 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     files = pulumi.Output.all(**passwords.values).apply(
         lambda values: with_exporter_queries(render.render(settings, dict(values), layout))
     )
-    net = Network("network", stack, keep)
+    net = Network("network", stack, settings, keep)
     images = Images("images", settings)
     ctx = StackContext(
         stack=stack,
@@ -98,12 +88,20 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         images=images.refs,
         volumes={key: volume.name for key, volume in net.volumes.items()},
     )
-    postgres = Postgres("postgres", ctx)
-    Backup("backup", ctx, postgres)
-    pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
+    # Writes go to the leader: through HAProxy's read-write port on a cluster, else to the one PostgreSQL.
+    if topology.clustered:
+        cluster = Cluster("cluster", ctx)
+        primary, address = cluster.primary, cluster.address
+    else:
+        postgres = Postgres("postgres", ctx)
+        Backup("backup", ctx, postgres)
+        primary, address = postgres.container, postgres.address
+    pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[primary])
     redis = Redis("redis", ctx)
-    Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
-    schema = Schema("schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container])
+    Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
+    schema = Schema(
+        "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
+    )
 
     host = settings.bind_address
     connections = {}

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import render
+from infra import topology as topo
 from infra.settings import Settings
 
 POSTGRES_MAJOR = 17  # the Debian base's (trixie) PostgreSQL
@@ -24,6 +25,7 @@ HEALTH_INTERVAL = "5s"
 HEALTH_TIMEOUT = "3s"
 HEALTH_RETRIES = 10
 WAIT_TIMEOUT_S = 180  # `pulumi up` waits this long for a container to turn healthy before dependents start
+ETCD_DATA = "/var/lib/agentdb/etcd"  # an etcd member's volume; etcd makes its data directory below it
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Limits:
 
 
 def limits(settings: Settings) -> dict[str, Limits]:
-    """Memory and CPU limits per service: PostgreSQL gets exactly what the tuning was computed for."""
+    """Memory and CPU limits per service: PostgreSQL (each cluster node too) gets exactly what the tuning was
+    computed for."""
     small = Limits(128, 0.5)
     return {
         "postgres": Limits(settings.memory_mb, settings.cpus),
@@ -49,6 +52,8 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "alertmanager": Limits(256, 0.5),
         "prometheus": Limits(1024, 1),
         "grafana": Limits(512, 1),
+        "etcd": Limits(256, 0.5),
+        "haproxy": small,
     }
 
 
@@ -72,19 +77,24 @@ class StackContext:
 def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
     """Upload one rendered file to the etc directory, with the renderer's mode, owned by the service user.
 
-    Files of mode 0644 carry no secret by the renderer's contract, so they stay readable in diffs.
+    Files of mode 0644 carry no secret by the renderer's contract, so they stay readable in diffs; a file
+    whose mode is not known before rendering (one per cluster node) stays secret whatever its mode.
     """
     probe = render.FILES.get(name)
-    mode = probe[1] if probe else 0o644
+    static = probe[1] if probe else (0o644 if name.startswith("rules/") else None)
     content = ctx.files.apply(lambda files: files[name].content)
-    if mode & 0o077:
+    if static is not None and static & 0o077:
         content = pulumi.Output.unsecret(content)
+    if static is None:
+        permissions = pulumi.Output.unsecret(ctx.files.apply(lambda files: f"{files[name].mode:04o}"))
+    else:
+        permissions = f"{static:04o}"
     return docker.ContainerUploadArgs(
         file=f"{ctx.layout.etc}/{name}",
         content=content,
         owner=str(SERVICE_UID),
         group=str(SERVICE_UID),
-        permissions=f"{mode:04o}",
+        permissions=permissions,
     )
 
 
@@ -111,6 +121,7 @@ def service_container(
     envs: Sequence[str] = (),
     port: int,
     publish: bool = False,
+    extra_ports: Sequence[int] = (),
     volumes: Sequence[str] = (),
     depends_on: Sequence[pulumi.Resource] = (),
     image: str | None = None,
@@ -118,20 +129,25 @@ def service_container(
     wait: bool = False,
     stop_signal: str = "SIGTERM",
     extra: dict | None = None,
+    limit: str | None = None,
 ) -> docker.Container:
     """One service container: healthcheck, restart policy, limits, uploads, private network alias.
 
     `name` is the component's name (children are named from it); `image` is a key of ctx.images
-    when the service's image has another name (the python image runs two services).
+    when the service's image has another name (the python image runs two services); `limit` likewise
+    names its key in `limits` (every cluster node has PostgreSQL's). `extra_ports` are published with
+    `port` when `publish` is set.
     """
-    lim = limits(ctx.settings)[service]
+    lim = limits(ctx.settings)[limit or service]
     mounts = [
         docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume))
         for volume in volumes
     ]
     ports = []
     if publish:
-        ports.append(docker.ContainerPortArgs(internal=port, external=port, ip=ctx.settings.bind_address))
+        ports += [
+            docker.ContainerPortArgs(internal=p, external=p, ip=ctx.settings.bind_address) for p in (port, *extra_ports)
+        ]
     return docker.Container(
         f"{name}-{service}",
         name=ctx.container_name(service),
@@ -170,6 +186,12 @@ def service_container(
 def volume_path(ctx: StackContext, volume: str) -> str:
     """Where each named volume is mounted inside its container."""
     lay = ctx.layout
+    kinds = {unit.data: unit.kind for unit in topo.build(ctx.settings).units if unit.data}
+    # A node's volume holds its data directory as the local runner's data root does (Patroni makes it).
+    if kinds.get(volume) == "patroni":
+        return lay.data_root
+    if kinds.get(volume) == "etcd":
+        return ETCD_DATA
     return {
         "postgres": lay.postgres_data.rsplit("/", 1)[0],  # initdb wants an empty directory below the mount
         "postgres-run": lay.run,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra import topology as topo
 from infra.databases import REPO_ROOT
 from infra.program.common import SERVICE_UID
 from infra.settings import Settings
@@ -23,8 +24,20 @@ IMAGES: dict[str, Path] = {
     "postgres-exporter": DOCKER_DIR,
     "redis-exporter": DOCKER_DIR,
     "python": REPO_ROOT / "infra",
+    "patroni": DOCKER_DIR,
+    "etcd": DOCKER_DIR,
+    "haproxy": DOCKER_DIR,
 }
+# The single PostgreSQL's image, or the cluster's: only what the stack runs is built.
+SINGLE_ONLY = {"postgres"}
+CLUSTER_ONLY = {"patroni", "etcd", "haproxy"}
 PYTHON_SOURCES = ("__init__.py", "webhook.py", "exporters/__init__.py", "exporters/pgbouncer.py")
+
+
+def keys(settings: Settings) -> list[str]:
+    """The images the stack's topology needs."""
+    skip = SINGLE_ONLY if topo.build(settings).clustered else CLUSTER_ONLY
+    return [key for key in IMAGES if key not in skip]
 
 
 def dockerfile(key: str) -> Path:
@@ -64,7 +77,7 @@ class Images(pulumi.ComponentResource):
                 skip_push=True,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for key, context in IMAGES.items()
+            for key, context in ((key, IMAGES[key]) for key in keys(settings))
         }
         self.refs: dict[str, pulumi.Input[str]] = {key: image.image_name for key, image in self.images.items()}
         self.refs["grafana"] = settings.grafana_image  # the official image, pinned by the settings

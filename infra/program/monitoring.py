@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from infra import credentials as sec
 from infra import render
+from infra import topology as topo
 from infra.program.common import (
     PYTHON_HOME,
     StackContext,
@@ -58,6 +59,9 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("agentdb:index:Monitoring", name, None, opts)
         s, lay = ctx.settings, ctx.layout
         sslmode = "require" if s.tls else "disable"
+        topology = topo.build(s)
+        # The exporter follows the leader, as in the local runner: HAProxy's read-write port on a cluster.
+        primary_host = lay.host_of("haproxy") if topology.clustered else lay.postgres_host
         exporter_files = [secret_upload(ctx, sec.MONITOR_ROLE)]
         pg_exporter_cmd = [
             "prometheus-postgres-exporter",
@@ -77,7 +81,7 @@ class Monitoring(pulumi.ComponentResource):
             [postgres, pgbouncer],
             command=pg_exporter_cmd,
             envs=[
-                f"DATA_SOURCE_URI={lay.postgres_host}:{s.postgres_port}/postgres?sslmode={sslmode}",
+                f"DATA_SOURCE_URI={primary_host}:{topology.primary_port}/postgres?sslmode={sslmode}",
                 f"DATA_SOURCE_USER={sec.MONITOR_ROLE}",
                 f"DATA_SOURCE_PASS_FILE={lay.secrets}/{sec.MONITOR_ROLE}",
             ],

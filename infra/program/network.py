@@ -5,8 +5,20 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
+from infra import topology as topo
+from infra.settings import Settings
+
 # postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
-VOLUMES = ("postgres", "postgres-run", "redis", "prometheus", "alertmanager", "grafana")
+SINGLE_EXTRA = ("postgres-run",)
+EXTRA = ("grafana",)  # Grafana runs only in the Docker realization, so the topology does not list it
+
+
+def volumes(settings: Settings) -> list[str]:
+    """One volume per unit of the topology that keeps data (each cluster node and etcd member), plus the
+    Docker-only ones."""
+    topology = topo.build(settings)
+    data = [unit.data for unit in topology.units if unit.data]
+    return [*data, *(() if topology.clustered else SINGLE_EXTRA), *EXTRA]
 
 
 class Network(pulumi.ComponentResource):
@@ -15,7 +27,9 @@ class Network(pulumi.ComponentResource):
     With `keep_data` the volumes outlive `pulumi destroy` (retain_on_delete), so the data survives.
     """
 
-    def __init__(self, name: str, stack: str, keep_data: bool, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, stack: str, settings: Settings, keep_data: bool, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("agentdb:index:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.network = docker.Network(
@@ -32,6 +46,6 @@ class Network(pulumi.ComponentResource):
                 labels=[docker.VolumeLabelArgs(label="agentdb.stack", value=stack)],
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep_data),
             )
-            for service in VOLUMES
+            for service in volumes(settings)
         }
         self.register_outputs({"network": self.network.name, "volumes": {k: v.name for k, v in self.volumes.items()}})

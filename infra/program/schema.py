@@ -159,13 +159,14 @@ class Schema(pulumi.ComponentResource):
         keep_data: bool,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
+        port: int | None = None,
     ):
         super().__init__("agentdb:index:Schema", name, None, opts)
+        # On a cluster `host`:`port` is HAProxy's read-write port, so the schema goes to the leader.
+        port = port or settings.postgres_port
         secret_props = ["admin_dsn", "passwords"]
         dsn = pulumi.Output.secret(
-            pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(
-                lambda args: admin_dsn(args[0], settings.postgres_port, args[1])
-            )
+            pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(lambda args: admin_dsn(args[0], port, args[1]))
         )
         settings_doc = settings.model_dump(mode="json")
         base = Baseline(

@@ -24,6 +24,7 @@ from infra.program import schema  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 STACK = "conformance"
+CLUSTER_STACK = "conformance-cluster"
 ENABLED = os.environ.get("AGENTDB_DOCKER") == "1"
 PROVIDERS = {
     "baseline": schema.BaselineProvider,
@@ -52,7 +53,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def stack_file(directory: Path) -> Path:
+def stack_file(directory: Path, stack: str = STACK, overrides: dict | None = None) -> Path:
     """The dev stack file on free ports and quick scrapes, so the run never collides with a real stack."""
     from pydantic.alias_generators import to_camel
 
@@ -64,7 +65,8 @@ def stack_file(directory: Path) -> Path:
     config.update({"agentdb:memoryMb": 1024, "agentdb:scrapeIntervalS": 2, "agentdb:alertForScale": 0.05})
     if os.environ.get("AGENTDB_DOCKER_TLS") == "1":  # the staging / prod path: TLS on PostgreSQL and PgBouncer
         config["agentdb:tls"] = True
-    path = directory / f"Pulumi.{STACK}.yaml"
+    config.update(overrides or {})
+    path = directory / f"Pulumi.{stack}.yaml"
     path.write_text(yaml.safe_dump({"config": config}))
     return path
 
@@ -88,16 +90,59 @@ def apply_schema(stack: dockerstack.DockerStack) -> dict[str, dict]:
     return outs
 
 
+def cluster_overrides() -> dict:
+    """A three-node cluster sized for this 2-core machine: small memory, Patroni's shortest lock ttl.
+
+    Node and member ports stay inside their containers (each has its own address), so the defaults
+    serve, below the free ports' range: node and member N use base + N - 1. HAProxy's two are
+    published (the dev stack publishes PostgreSQL's endpoints) beside PgBouncer's, on free ports.
+    """
+    rw, ro = free_ports(2)
+    defaults = Settings()
+    return {
+        **{
+            f"agentdb:{key}": getattr(defaults, name)
+            for key, name in (
+                ("postgresPort", "postgres_port"),
+                ("patroniPort", "patroni_port"),
+                ("etcdClientPort", "etcd_client_port"),
+                ("etcdPeerPort", "etcd_peer_port"),
+            )
+        },
+        "agentdb:replicas": 2,
+        "agentdb:synchronousMode": True,
+        "agentdb:memoryMb": 512,
+        "agentdb:patroniTtl": 20,
+        "agentdb:patroniLoopWait": 1,
+        "agentdb:haproxyPort": rw,
+        "agentdb:haproxyReplicaPort": ro,
+    }
+
+
+@pytest.fixture(scope="module")
+def docker_cluster(tmp_path_factory):
+    """The cluster stack's containers, up for one test module, then removed (the dev stack's run follows)."""
+    yield from run_stack(
+        CLUSTER_STACK, stack_file(tmp_path_factory.mktemp("cluster"), CLUSTER_STACK, cluster_overrides())
+    )
+
+
 @pytest.fixture(scope="session")
 def docker_stack(tmp_path_factory):
+    yield from run_stack(STACK, stack_file(tmp_path_factory.mktemp("conformance")))
+
+
+def run_stack(name: str, path: Path):
+    """Build, start and apply the schema of the stack the program declares for `path`; remove it after."""
     start = time.monotonic()
-    deployment = deploy(STACK, stack_file(tmp_path_factory.mktemp("conformance")))
+    deployment = deploy(name, path)
     dockerstack.down(deployment)  # what an interrupted run may have left
     try:
         dockerstack.build_images(deployment)
         stack = dockerstack.up(deployment)
         dockerstack.log(f"containers healthy {time.monotonic() - start:.0f}s after the start")
         stack.schema = apply_schema(stack)
+        dockerstack.log(f"{name} ready {time.monotonic() - start:.0f}s after the start")
         yield stack
     finally:
         if os.environ.get("AGENTDB_DOCKER_KEEP") != "1":

@@ -181,13 +181,18 @@ class DockerStack:
         )
         return out.stdout.decode().strip()
 
+    @property
+    def primary(self) -> str:
+        """The container writes reach PostgreSQL through: HAProxy's read-write port on a cluster."""
+        return "haproxy" if "haproxy" in self.deployment.containers() else "postgres"
+
     def dynamic(self, name: str) -> Registration:
         return next(r for r in self.deployment.of_type(DYNAMIC) if r.name == name)
 
     def real_dsn(self, dsn: str) -> str:
-        """A declared admin DSN (the mocks' placeholder address) pointed at the running PostgreSQL."""
+        """A declared admin DSN (the mocks' placeholder address) pointed at the running PostgreSQL (the leader)."""
         parts = urlsplit(dsn)
-        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + f"{self.ip('postgres')}:{parts.port}"
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + f"{self.ip(self.primary)}:{parts.port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
 

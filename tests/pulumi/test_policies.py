@@ -13,13 +13,14 @@ import pytest
 from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
 
 from infra import migrations, render
-from infra.program import PUBLISHABLE, check_publishing, realized, settings_from_config
+from infra import topology as topo
+from infra.program import PUBLISHABLE, check_publishing, settings_from_config
 from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
 from infra.settings import Settings, SettingsError, load, stack_file
 
-# The services the issue names, each one container.
+# The services the issue names, each one container, beside the database's own: the single PostgreSQL
+# with its backup container, or the cluster's etcd members, Patroni nodes and HAProxy.
 SERVICES = [
-    "postgres",
     "pgbouncer",
     "redis",
     "postgres-exporter",
@@ -29,29 +30,57 @@ SERVICES = [
     "alertmanager",
     "prometheus",
     "grafana",
-    "backup",
 ]
-CASES = [(stack, service) for stack in STACKS for service in SERVICES]
 # Published by default, and published only where the stack says so (never in prod).
 ALWAYS_PUBLISHED = {"pgbouncer", "grafana"}
 PUBLISHED_BY_SETTING = {
     "postgres": "publish_postgres",
+    "haproxy": "publish_postgres",  # a cluster's PostgreSQL endpoints
     "redis": "publish_redis",
     "prometheus": "publish_prometheus",
 }
-# Postgres -> PgBouncer -> exporters: (container, containers it must start after).
+
+
+def settings_of(stack: str) -> Settings:
+    return load(stack)
+
+
+def database_services(stack: str) -> list[str]:
+    """The containers of the database tier: read from the topology, as the program maps it."""
+    topology = topo.build(settings_of(stack))
+    if topology.clustered:
+        return [u.name for u in (*topology.members, *topology.nodes, topology.unit("haproxy"))]
+    return ["postgres", "backup"]
+
+
+def primary(stack: str) -> str:
+    """The container writes go through: HAProxy's read-write port on a cluster."""
+    return "haproxy" if topo.build(settings_of(stack)).clustered else "postgres"
+
+
+def limit_key(stack: str, service: str) -> str:
+    kinds = {u.name: u.kind for u in topo.build(settings_of(stack)).units}
+    return {"patroni": "postgres", "etcd": "etcd", "haproxy": "haproxy"}.get(kinds.get(service, ""), service)
+
+
+CASES = [(stack, service) for stack in STACKS for service in [*database_services(stack), *SERVICES]]
+# Leader -> PgBouncer -> exporters: (container, containers it must start after); "primary" is the leader's.
 ORDER = [
-    ("pgbouncer", ["postgres"]),
-    ("backup", ["postgres"]),
-    ("postgres-exporter", ["postgres", "pgbouncer"]),
-    ("pgbouncer-exporter", ["postgres", "pgbouncer"]),
+    ("pgbouncer", ["primary"]),
+    ("postgres-exporter", ["primary", "pgbouncer"]),
+    ("pgbouncer-exporter", ["primary", "pgbouncer"]),
     ("redis-exporter", ["redis"]),
     ("prometheus", ["postgres-exporter", "pgbouncer-exporter", "redis-exporter", "alertmanager"]),
 ]
 
 
-def settings_of(stack: str) -> Settings:
-    return load(stack)
+def order(stack: str) -> list[tuple[str, list[str]]]:
+    """ORDER, with the database tier's own: backup after PostgreSQL, or nodes after etcd, HAProxy after nodes."""
+    topology = topo.build(settings_of(stack))
+    if not topology.clustered:
+        return [*ORDER, ("backup", ["postgres"])]
+    nodes = [n.name for n in topology.nodes]
+    return [*ORDER, *((n, [m.name for m in topology.members]) for n in nodes), ("haproxy", nodes)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -62,7 +91,7 @@ def test_each_stack_file_validates_and_the_program_reads_the_same_settings(stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_program_declares_every_service(deployments, stack):
-    assert sorted(deployments[stack].containers()) == sorted(SERVICES)
+    assert sorted(deployments[stack].containers()) == sorted([*database_services(stack), *SERVICES])
 
 
 @pytest.mark.parametrize(("stack", "service"), CASES)
@@ -112,8 +141,9 @@ def test_ports_are_published_only_where_the_stack_says(deployments, stack, servi
         assert port["ip"] == settings.bind_address
 
 
-def test_postgres_is_not_published_in_prod(deployments):
-    assert not deployments["prod"].containers()["postgres"].inputs.get("ports")
+@pytest.mark.parametrize("service", database_services("prod"))
+def test_postgres_is_not_published_in_prod(deployments, service):
+    assert not deployments["prod"].containers()[service].inputs.get("ports")
 
 
 @pytest.mark.parametrize("setting", PUBLISHABLE)
@@ -148,10 +178,10 @@ def test_every_image_is_pinned(deployments, stack, service):
 def test_resource_limits_equal_the_tuning_inputs(deployments, stack, service):
     settings = settings_of(stack)
     container = deployments[stack].containers()[service].inputs
-    expected = limits(settings)[service]
+    expected = limits(settings)[limit_key(stack, service)]
     assert container["memory"] == expected.memory_mb
     assert float(container["cpus"]) == expected.cpus
-    if service == "postgres":  # the numbers infra.tuning computed postgresql.conf for
+    if limit_key(stack, service) == "postgres":  # the numbers infra.tuning computed postgresql.conf for
         machine = render.machine(settings, POSTGRES_MAJOR)
         assert (container["memory"], float(container["cpus"])) == (machine.memory_mb, machine.cpus)
 
@@ -159,9 +189,12 @@ def test_resource_limits_equal_the_tuning_inputs(deployments, stack, service):
 @pytest.mark.parametrize("stack", STACKS)
 def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
     deployment = deployments[stack]
-    settings = realized(settings_of(stack))
+    settings = settings_of(stack)
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     expected = render.render(settings, deployment.passwords(), layout)
+    if topo.build(settings).clustered:
+        # Inputs of the Patroni files (their parameters and pg_hba lines): Patroni writes both itself.
+        del expected["postgresql.conf"], expected["pg_hba.conf"]
     uploaded = {}
     for container in deployment.containers().values():
         for upload in container.inputs.get("uploads") or []:
@@ -174,18 +207,19 @@ def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
         assert uploaded[name]["owner"] == str(SERVICE_UID)
 
 
-@pytest.mark.parametrize(("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in ORDER for b in bs])
+@pytest.mark.parametrize(("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in order(s) for b in bs])
 def test_dependency_order(deployments, stack, after, before):
     containers = deployments[stack].containers()
+    before = primary(stack) if before == "primary" else before
     assert containers[before].urn in containers[after].dependencies, f"{after} does not start after {before}"
-    if before in {"postgres", "pgbouncer", "redis"}:
+    if before in {"postgres", "haproxy", "pgbouncer", "redis"}:
         assert containers[before].inputs.get("wait"), f"{before}: dependents do not wait for it to be healthy"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_schema_resources_follow_postgres(deployments, stack):
     deployment = deployments[stack]
-    postgres = deployment.containers()["postgres"].urn
+    postgres = deployment.containers()[primary(stack)].urn
     dynamic = [r for r in deployment.resources if r.type == "pulumi-python:dynamic:Resource"]
     baseline = next(r for r in dynamic if r.name == "schema-baseline")
     assert postgres in baseline.dependencies
@@ -215,11 +249,3 @@ def test_outputs(deployments, stack):
     assert outputs["grafana_url"][0] == f"http://{settings.bind_address}:{settings.grafana_port}"
     assert str(settings.prometheus_port) in outputs["prometheus_url"][0]
     assert sorted(outputs["revisions"][0]) == sorted(settings.databases)
-
-
-@pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_a_stack_with_replicas_deploys_the_single_postgresql_until_the_cluster_is_declared(deployments, stack):
-    assert settings_of(stack).replicas > 0
-    containers = deployments[stack].containers()
-    assert "postgres" in containers
-    assert not any(name.startswith(("pg-", "etcd", "haproxy")) for name in containers)

@@ -1,0 +1,203 @@
+"""The cluster in Docker: three Patroni nodes on PostgreSQL 17, three etcd members and HAProxy, exactly as
+the Pulumi program declares them for a stack with `agentdb:replicas: 2` and synchronousMode on.
+
+Writes go through PgBouncer to HAProxy's read-write port, reads through the `<db>_replica` pools to its
+read-only port. The last test partitions the leader from the network under write load, with a
+client-side ledger of acknowledged writes (tests/faults/load.py), and prints its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import urllib.request
+
+import dockerstack
+import psycopg
+import pytest
+import testinfra
+
+from infra import credentials as sec
+from infra.databases import DATABASES
+from infra.program.common import SERVICE_UID
+from tests.faults.load import WriteLoad, lost_writes, wait_for
+
+NODES = ["pg-1", "pg-2", "pg-3"]
+PROBE_PGPASS = "/run/agentdb/probe.pgpass"  # the superuser's password for the write probe, never on a command line
+MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
+
+
+def settings(stack):
+    return stack.deployment.settings
+
+
+def rest(stack, node: str, path: str = "/cluster") -> dict:
+    index = NODES.index(node)
+    url = f"http://{stack.ip(node)}:{settings(stack).patroni_port + index}{path}"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.load(resp)
+
+
+def members(stack, asked: str | None = None) -> list[dict]:
+    """Patroni's view of the cluster, from the first node that answers (or from `asked`)."""
+    for node in [asked] if asked else NODES:
+        try:
+            return rest(stack, node)["members"]
+        except OSError:
+            continue
+    return []
+
+
+def leader(stack, exclude: str = "") -> str | None:
+    names = [m["name"] for m in members(stack) if m["role"] == "leader" and m["name"] != exclude]
+    return names[0] if names else None
+
+
+def app_dsn(stack, key: str, replica: bool = False) -> str:
+    s, db = settings(stack), DATABASES[key]
+    user = db.readonly_role if replica else db.app_role
+    name = f"{db.name}_replica" if replica else db.name
+    password = stack.deployment.passwords()[user]
+    return f"postgresql://{user}:{password}@{s.bind_address}:{s.pgbouncer_port}/{name}"
+
+
+def haproxy_dsn(stack, dbname: str = "postgres", replica: bool = False) -> str:
+    s = settings(stack)
+    port = s.haproxy_replica_port if replica else s.haproxy_port
+    password = stack.deployment.passwords()[sec.SUPERUSER]
+    return f"postgresql://{sec.SUPERUSER}:{password}@{stack.ip('haproxy')}:{port}/{dbname}"
+
+
+def streaming(stack) -> bool:
+    view = members(stack)
+    replicas = [m for m in view if m["role"] != "leader"]
+    return len(view) == 3 and len(replicas) == 2 and all(m["state"] == "streaming" for m in replicas)
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_cluster):
+    wait_for(lambda: streaming(docker_cluster), "a leader and two streaming replicas", limit=120)
+    return docker_cluster
+
+
+def test_a_leader_and_two_replicas_streaming_one_of_them_synchronous(cluster):
+    view = members(cluster)
+    roles = sorted(m["role"] for m in view)
+    assert roles == ["leader", "replica", "sync_standby"], view
+    with psycopg.connect(haproxy_dsn(cluster)) as conn:
+        rows = conn.execute("SELECT application_name, state, sync_state FROM pg_stat_replication").fetchall()
+    assert sorted((name, state) for name, state, _ in rows) == sorted(
+        (m["name"], "streaming") for m in view if m["role"] != "leader"
+    )
+    assert sorted(sync for *_, sync in rows) == ["async", "sync"]
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_each_node_runs_patroni_and_postgresql_17_as_the_service_user(cluster, node):
+    h = testinfra.get_host(f"docker://{cluster.container(node)}")
+    patroni = h.process.filter(comm="patroni")
+    postmaster = [p for p in h.process.filter(comm="postgres") if "-D" in p.args]
+    # As PID 1 Patroni forks itself: the parent only reaps orphans (Patroni's own docker support).
+    assert patroni and len(postmaster) == 1, f"{node}: {patroni} {postmaster}"
+    assert {p.user for p in [*patroni, *postmaster]} == {"agentdb"}
+    assert h.user().uid == SERVICE_UID
+    version = h.check_output("/usr/lib/postgresql/17/bin/postgres --version")
+    assert "PostgreSQL) 17." in version
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_each_etcd_member_is_healthy(cluster, member):
+    index = MEMBERS.index(member)
+    url = f"http://{cluster.ip(member)}:{settings(cluster).etcd_client_port + index}/health"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        assert json.load(resp)["health"] == "true"
+
+
+def test_haproxy_routes_writes_to_the_leader_and_reads_to_replicas(cluster):
+    with psycopg.connect(haproxy_dsn(cluster)) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+    for _ in range(4):  # round robin over both replicas
+        with psycopg.connect(haproxy_dsn(cluster, replica=True)) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+
+
+def test_writes_through_pgbouncer_are_read_back_through_the_replica_pool(cluster):
+    marker = f"docker-cluster-{time.time_ns()}"
+    with psycopg.connect(app_dsn(cluster, "qlearning"), autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("SELECT upsert_q_value('test-generator', %s, '{}', 'act', '{}', 0.5)", (marker,))
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+
+    def seen() -> bool:
+        with psycopg.connect(app_dsn(cluster, "qlearning", replica=True), prepare_threshold=None) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+            return bool(conn.execute("SELECT 1 FROM q_values WHERE state_hash = %s", (marker,)).fetchone())
+
+    wait_for(seen, "the write on a replica", limit=10)
+
+
+def old_leader_accepts_writes(stack, node: str) -> bool:
+    """Whether PostgreSQL on `node` still acknowledges a write, asked inside its container over the socket.
+
+    A primary that lost its synchronous standby takes the write but never acknowledges it: the commit
+    waits, so `timeout` ends the client, as an application's own timeout would.
+    """
+    index = NODES.index(node)
+    h = testinfra.get_host(f"docker://{stack.container(node)}")
+    write = "CREATE TABLE partition_probe (id int); DROP TABLE partition_probe"
+    result = h.run(
+        f"PGPASSFILE={PROBE_PGPASS} PGCONNECT_TIMEOUT=2 timeout 5 /usr/lib/postgresql/17/bin/psql"
+        f" -h /run/agentdb -p {settings(stack).postgres_port + index} -U {sec.SUPERUSER} -d postgres"
+        f" -v ON_ERROR_STOP=1 -tAc '{write}'"
+    )
+    return result.rc == 0
+
+
+def test_network_partition_of_the_leader_elects_a_new_one_and_loses_no_acknowledged_write(cluster):
+    network = next(r for r in cluster.deployment.resources if r.type == "docker:index/network:Network")
+    old = leader(cluster)
+    assert old, "no leader before the partition"
+    old_container = cluster.container(old)
+    password = cluster.deployment.passwords()[sec.SUPERUSER]
+    dockerstack.docker(
+        "exec",
+        "-i",
+        old_container,
+        "sh",
+        "-c",
+        f"umask 077 && cat > {PROBE_PGPASS}",
+        input=f"*:*:*:{sec.SUPERUSER}:{password}\n".encode(),
+    )
+    assert old_leader_accepts_writes(cluster, old), "the write probe fails on the healthy leader"
+    net = network.inputs["name"]
+    with WriteLoad(app_dsn(cluster, "qlearning"), tag=f"partition-{time.time_ns()}") as load:
+        wait_for(lambda: load.ledger.acked() > 50, "writes before the partition")
+        cut = time.monotonic()
+        dockerstack.docker("network", "disconnect", net, old_container)
+        try:
+            # Cut off, the old leader cannot reach its synchronous standby: a write there is never acknowledged.
+            wait_for(lambda: not old_leader_accepts_writes(cluster, old), "the old leader fenced", limit=90)
+            fenced = time.monotonic() - cut
+            wait_for(lambda: leader(cluster, exclude=old) is not None, "a new leader", limit=90)
+            elected = time.monotonic() - cut
+            wait_for(lambda: load.ledger.first_ack_after(cut + elected) is not None, "writes on the new leader")
+            time.sleep(2)
+        finally:
+            dockerstack.docker("network", "connect", "--alias", old, net, old_container)
+    recovered = load.ledger.recovered_at()
+    lost = lost_writes(haproxy_dsn(cluster, DATABASES["qlearning"].name), load.ledger)
+    gaps = [b - a for a, b in zip(load.ledger.ack_times, load.ledger.ack_times[1:], strict=False)]
+    figures = {
+        "acknowledged": load.ledger.acked(),
+        "lost": sum(map(len, lost.values())),
+        "new_leader_after_s": round(elected, 1),
+        "old_leader_fenced_after_s": round(fenced, 1),
+        "writes_back_after_s": round(recovered - cut, 1) if recovered else None,
+        "longest_write_gap_s": round(max(gaps), 1) if gaps else None,
+        "median_write_gap_ms": round(statistics.median(gaps) * 1000, 1) if gaps else None,
+    }
+    print(f"\n[docker-conformance] network partition of the leader {old}: {json.dumps(figures)}")
+    assert lost == {"q_values": [], "trajectories_with_rewards": []}
+    assert leader(cluster) != old
+    # The old leader rejoins as a replica by itself once its network is back.
+    wait_for(lambda: streaming(cluster), "the old leader streaming again", limit=120)
