@@ -24,6 +24,7 @@ SERVER_GROUP = "agentdb"
 CONFIG = "pgadmin/config_distro.py"
 SERVERS = "pgadmin/servers.json"
 PGPASS = "pgadmin/pgpass"
+MODES = {CONFIG: 0o644, SERVERS: 0o644, PGPASS: 0o600}  # the pgpass carries the readonly passwords
 # Relative to the login's storage directory: in server mode pgAdmin resolves PassFile there.
 PASSFILE = "/pgpass"
 
@@ -66,6 +67,7 @@ def files(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[s
             f"DEFAULT_SERVER = {layout.listen!r}",
             f"DEFAULT_SERVER_PORT = {settings.pgadmin_port}",
             "UPGRADE_CHECK_ENABLED = False  # no outbound network from a database host",
+            "SHOW_GRAVATAR_IMAGE = False",
             "CONSOLE_LOG_LEVEL = 30  # WARNING: logins and queries stay out of the service log",
             "FILE_LOG_LEVEL = 30",
             # pgAdmin's defaults for the shipped config_distro.py, which this file replaces.
@@ -79,9 +81,9 @@ def files(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[s
         for db in settings.enabled
     )
     return {
-        CONFIG: RenderedFile(config),
-        SERVERS: RenderedFile(json.dumps(servers(settings, layout), indent=2, sort_keys=True) + "\n"),
-        PGPASS: RenderedFile(pgpass, 0o600),
+        CONFIG: RenderedFile(config, MODES[CONFIG]),
+        SERVERS: RenderedFile(json.dumps(servers(settings, layout), indent=2, sort_keys=True) + "\n", MODES[SERVERS]),
+        PGPASS: RenderedFile(pgpass, MODES[PGPASS]),
     }
 
 

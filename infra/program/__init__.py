@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pulumi
 from pydantic.alias_generators import to_camel
 
+from infra import credentials as sec
 from infra import render
 from infra.program.common import POSTGRES_MAJOR, StackContext
 from infra.program.images import Images
@@ -22,6 +23,7 @@ from infra.program.pgbouncer import PgBouncer
 from infra.program.postgres import Backup, Postgres
 from infra.program.redis import Redis
 from infra.program.schema import Schema
+from infra.program.tools import Tools
 from infra.settings import NAMESPACE, Settings, SettingsError, parse
 
 PUBLISHABLE = ("publish_postgres", "publish_redis", "publish_prometheus")
@@ -86,7 +88,7 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     files = pulumi.Output.all(**passwords.values).apply(
         lambda values: with_exporter_queries(render.render(settings, dict(values), layout))
     )
-    net = Network("network", stack, keep)
+    net = Network("network", stack, keep, tools=settings.tools)
     images = Images("images", settings)
     ctx = StackContext(
         stack=stack,
@@ -103,6 +105,8 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[postgres.container])
     redis = Redis("redis", ctx)
     Monitoring("monitoring", ctx, postgres.container, pgbouncer.container, redis.container)
+    if settings.tools:
+        Tools("tools", ctx, depends_on=[pgbouncer.container])
     schema = Schema("schema", settings, postgres.address, passwords.values, keep, depends_on=[postgres.container])
 
     host = settings.bind_address
@@ -126,6 +130,10 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         "revisions": pulumi.Output.all(**schema.revisions),
         "grafana_admin_password": pulumi.Output.secret(passwords.values["grafana"]),
     }
+    if settings.tools:
+        outputs["pgadmin_url"] = f"http://{host}:{settings.pgadmin_port}"
+        outputs["pgadmin_login"] = pulumi.Output.secret(passwords.values[sec.PGADMIN_LOGIN])
+        outputs["pgadmin_password"] = pulumi.Output.secret(passwords.values[sec.PGADMIN_PASSWORD])
     return outputs
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from infra import render
+from infra import pgadmin, render
 from infra.settings import Settings
 
 POSTGRES_MAJOR = 17  # the Debian base's (trixie) PostgreSQL
@@ -49,6 +49,7 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "alertmanager": Limits(256, 0.5),
         "prometheus": Limits(1024, 1),
         "grafana": Limits(512, 1),
+        "pgadmin": Limits(512, 1),
     }
 
 
@@ -75,7 +76,7 @@ def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
     Files of mode 0644 carry no secret by the renderer's contract, so they stay readable in diffs.
     """
     probe = render.FILES.get(name)
-    mode = probe[1] if probe else 0o644
+    mode = probe[1] if probe else pgadmin.MODES.get(name, 0o644)
     content = ctx.files.apply(lambda files: files[name].content)
     if mode & 0o077:
         content = pulumi.Output.unsecret(content)
@@ -177,6 +178,7 @@ def volume_path(ctx: StackContext, volume: str) -> str:
         "prometheus": lay.prometheus_data,
         "alertmanager": lay.alertmanager_data,
         "grafana": "/var/lib/grafana",
+        "pgadmin": pgadmin.data_dir(lay),
     }[volume]
 
 

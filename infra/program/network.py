@@ -7,6 +7,7 @@ import pulumi_docker as docker
 
 # postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
 VOLUMES = ("postgres", "postgres-run", "redis", "prometheus", "alertmanager", "grafana")
+TOOLS_VOLUMES = ("pgadmin",)  # only with agentdb:tools
 
 
 class Network(pulumi.ComponentResource):
@@ -15,7 +16,9 @@ class Network(pulumi.ComponentResource):
     With `keep_data` the volumes outlive `pulumi destroy` (retain_on_delete), so the data survives.
     """
 
-    def __init__(self, name: str, stack: str, keep_data: bool, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, stack: str, keep_data: bool, tools: bool = False, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("agentdb:index:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.network = docker.Network(
@@ -32,6 +35,6 @@ class Network(pulumi.ComponentResource):
                 labels=[docker.VolumeLabelArgs(label="agentdb.stack", value=stack)],
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep_data),
             )
-            for service in VOLUMES
+            for service in (*VOLUMES, *(TOOLS_VOLUMES if tools else ()))
         }
         self.register_outputs({"network": self.network.name, "volumes": {k: v.name for k, v in self.volumes.items()}})
