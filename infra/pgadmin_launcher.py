@@ -69,7 +69,12 @@ def serve(args: argparse.Namespace) -> None:
             "PGADMIN_SETUP_EMAIL": login,
             "PGADMIN_SETUP_PASSWORD": args.password_file.read_text().strip(),
         }
-        _setup(venv, package, setup_env, "setup-db")
+        try:
+            _setup(venv, package, setup_env, "setup-db")
+        except SystemExit:
+            # A half-made database would skip the setup (and the login) on every later start.
+            (data / "pgadmin4.db").unlink(missing_ok=True)
+            raise
     # load-servers reports a bad file on stdout and still exits 0: its summary line is the proof.
     output = _setup(venv, package, base, "load-servers", str(args.servers), "--user", login, "--replace")
     if "Added" not in output:
