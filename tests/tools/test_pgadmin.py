@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +215,23 @@ def test_env_prints_the_login_url_and_user(tools_stack):
     assert f"export PGADMIN_EMAIL={secrets[sec.PGADMIN_LOGIN]}\n" in out
     # `env` is where the stack's secrets are printed (its URLs carry the passwords): pgAdmin's too.
     assert f"export PGADMIN_PASSWORD={secrets[sec.PGADMIN_PASSWORD]}\n" in out
+
+
+def test_a_restart_registers_the_servers_again_without_duplicates(tools_stack):
+    stack = tools_stack
+    assert stack.local._ctl("restart", "pgadmin").returncode == 0
+    probe = next(s for s in stack.local.services() if s.name == "pgadmin").health
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            probe()
+            break
+        except Exception:
+            assert time.monotonic() < deadline, stack.local.log_tail("pgadmin")
+            time.sleep(0.5)
+    db = Path(pgadmin.data_dir(stack.local.layout)) / "pgadmin4.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        names = sorted(row[0] for row in conn.execute("SELECT name FROM server"))
+    assert names == sorted(d.name for d in stack.settings.enabled)
+    summary = f"Added 1 Server Group(s) and {len(stack.settings.enabled)} Server(s)."
+    assert stack.local.log_tail("pgadmin", 200).count(summary) == 2
