@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 deps: $(VENV)/.installed
 	@$(BIN)/python -m infra.tools ensure-pgbouncer >/dev/null
 	@$(BIN)/python -m infra.tools ensure-pgvector >/dev/null
+	@$(BIN)/python -m infra.tools ensure-pgadmin >/dev/null
 
 $(VENV)/.installed: pyproject.toml scripts/install-deps.sh
 	@bash scripts/install-deps.sh

@@ -44,6 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"\nstack {stack.name} up in {time.monotonic() - start:.1f}s; `agentdb env --stack {stack.name}` prints "
         "the connection strings"
     )
+    if stack.settings.tools:
+        s = stack.settings
+        print(f"pgAdmin: http://{s.bind_address}:{s.pgadmin_port} (its login and password: `agentdb env`)")
     return 1 if unhealthy else 0
 
 

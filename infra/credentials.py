@@ -29,6 +29,9 @@ REDIS_EXPORTER_USER = "agentdb_exporter"
 GRAFANA_ADMIN = "admin"
 REPLICATION_USER = "replicator"  # cluster only: Patroni creates it, replicas stream as it
 PATRONI_REST_USER = "patroni"  # cluster only: guards Patroni's switchover, failover and restart endpoints
+PGADMIN_LOGIN = "pgadmin_login"  # agentdb:tools only: pgAdmin's admin login, an email address
+PGADMIN_PASSWORD = "pgadmin"  # agentdb:tools only: its password
+PGADMIN_LOGIN_DOMAIN = "agentdb.example.com"  # a domain pgAdmin's email check accepts; no mail is sent
 
 
 def secret_names(settings: Settings) -> list[str]:
@@ -46,11 +49,18 @@ def secret_names(settings: Settings) -> list[str]:
         names += [db.app_role, db.readonly_role]
     if settings.replicas > 0:
         names += [REPLICATION_USER, PATRONI_REST_USER]
+    if settings.tools:
+        names += [PGADMIN_LOGIN, PGADMIN_PASSWORD]
     return names
 
 
 def generate_password() -> str:
     return _random.token_urlsafe(PASSWORD_BYTES)
+
+
+def generate_login() -> str:
+    """A fresh pgAdmin admin login: pgAdmin names its users by email address."""
+    return f"admin-{_random.token_hex(4)}@{PGADMIN_LOGIN_DOMAIN}"
 
 
 def ensure(secrets_dir: Path, settings: Settings, owner: tuple[int, int] | None = None) -> dict[str, str]:
@@ -65,7 +75,7 @@ def ensure(secrets_dir: Path, settings: Settings, owner: tuple[int, int] | None 
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(generate_password())
+                handle.write(generate_login() if name == PGADMIN_LOGIN else generate_password())
         if owner:
             os.chown(path, *owner)
         os.chmod(path, 0o600)

@@ -246,6 +246,10 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
             text = env.get_template("patroni.yml.j2").render(**cluster_context, node=node)
             files[f"patroni-{node.name}.yml"] = RenderedFile(text, 0o600)
         files["haproxy.cfg"] = RenderedFile(env.get_template("haproxy.cfg.j2").render(**context))
+    if settings.tools:
+        from infra import pgadmin  # it builds on this module's Layout and RenderedFile
+
+        files.update(pgadmin.files(settings, secrets, layout))
     # Alert rules: *.yml.j2 are rendered (their `for:` scales with settings), *.yml copied as they are.
     rules = CONFIG_DIR / "rules"
     for path in sorted(rules.glob("*.yml*")) if rules.is_dir() else []:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import render, report, tools
+from infra import pgadmin, render, report, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
@@ -190,6 +190,10 @@ class LocalStack:
         out["REDIS_URL"] = f"redis://{sec.REDIS_APP_USER}:{redis_pw}@{s.bind_address}:{s.redis_port}/0"
         out["PROMETHEUS_URL"] = f"http://{s.bind_address}:{s.prometheus_port}"
         out["ALERTMANAGER_URL"] = f"http://{s.bind_address}:{s.alertmanager_port}"
+        if s.tools:
+            out["PGADMIN_URL"] = f"http://{s.bind_address}:{s.pgadmin_port}"
+            out["PGADMIN_EMAIL"] = secrets[sec.PGADMIN_LOGIN]
+            out["PGADMIN_PASSWORD"] = secrets[sec.PGADMIN_PASSWORD]
         return out
 
     # ----- services ----------------------------------------------------------------------------
@@ -330,6 +334,12 @@ class LocalStack:
                 f" --storage.tsdb.path={lay.prometheus_data} --web.listen-address={host}:{unit.port}"
                 " --web.enable-lifecycle"
             )
+        if unit.kind == "pgadmin":
+            # The launcher sets pgAdmin up, then execs gunicorn from pgAdmin's own virtualenv.
+            args = pgadmin.launcher_args(
+                str(self.etc), str(self.secrets_dir), lay, f"{host}:{unit.port}", str(tools.pgadmin_venv())
+            )
+            return shlex.join([str(Path(sys.executable)), "-m", "infra.pgadmin_launcher", *args])
         if unit.kind == "backup_scheduler":
             return (
                 f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
@@ -442,8 +452,8 @@ class LocalStack:
         if owner:
             _chown_tree(self.state_dir, owner, self.data)
         for unit in self.topology.units:
-            # Patroni and etcd make their own data directories' contents; they must own an empty one.
-            if unit.kind in {"patroni", "etcd"}:
+            # Patroni, etcd and pgAdmin make their own data directories' contents; they must own an empty one.
+            if unit.kind in {"patroni", "etcd", "pgadmin"}:
                 path = self.data / unit.data
                 path.mkdir(exist_ok=True)
                 os.chmod(path, 0o700)
@@ -563,6 +573,8 @@ class LocalStack:
         from infra import backup, baseline
 
         tools.ensure_pgbouncer(progress=progress)
+        if self.settings.tools:
+            tools.ensure_pgadmin(progress=progress)
         was_running = self.supervisor_running()
         states = self.process_states()
         # Port conflicts are found before anything starts or changes.

@@ -52,6 +52,7 @@ class Settings(BaseModel):
     pgbouncer_exporter_port: int = _f(9127, "pgbouncer_exporter port", ge=1, le=65535)
     redis_exporter_port: int = _f(9121, "redis_exporter port", ge=1, le=65535)
     grafana_port: int = _f(3000, "Grafana port (started only where a grafana-server binary exists)", ge=1, le=65535)
+    pgadmin_port: int = _f(5050, "Tools: pgAdmin 4 web port (agentdb:tools)", ge=1, le=65535)
     # The cluster's ports (agentdb:replicas > 0); per node or member N the port is the base + N - 1,
     # as in Patroni's own example files.
     patroni_port: int = _f(8008, "Cluster: Patroni REST API port of node 1; node N uses this + N - 1", ge=1, le=65535)
@@ -81,6 +82,9 @@ class Settings(BaseModel):
         30, "Cluster: seconds the leader lock lives; a dead leader is replaced after about this long", ge=20, le=3600
     )
     patroni_loop_wait: int = _f(10, "Cluster: seconds between Patroni's HA loop runs", ge=1, le=600)
+
+    # Operator tools: pgAdmin 4 with every enabled database registered (infra/pgadmin.py).
+    tools: bool = _f(False, "Run the operator tools (pgAdmin 4 on pgadminPort); on in dev, off in staging and prod")
 
     # Which application databases exist.
     databases: list[str] = _f(

@@ -372,6 +372,56 @@ def build_pgvector(major: int, progress: Callable[[str], None] = print) -> Path:
         return target
 
 
+def pgadmin_requirements() -> list[str]:
+    """pgAdmin 4 and its WSGI server, pinned in pyproject.toml's [tool.agentdb.pgadmin]."""
+    import tomllib
+
+    from infra.databases import REPO_ROOT
+
+    with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
+        return list(tomllib.load(handle)["tool"]["agentdb"]["pgadmin"]["requirements"])
+
+
+def pgadmin_venv(requirements: list[str] | None = None) -> Path:
+    """Where the virtualenv for these pinned requirements lives (one per set of pins)."""
+    pins = requirements or pgadmin_requirements()
+    return TOOLS_DIR / ("pgadmin-" + "-".join(p.replace("==", "-") for p in pins))
+
+
+def ensure_pgadmin(progress: Callable[[str], None] = print) -> Path:
+    """A virtualenv with the pinned pgAdmin 4 and gunicorn, made once with Debian's python3.
+
+    Debian's /usr/bin/python3 (not this venv's, which may live under /root) so the service user
+    can run it; pgAdmin's own pins stay out of agentdb's virtualenv.
+    """
+    requirements = pgadmin_requirements()
+    venv = pgadmin_venv(requirements)
+    marker = venv / ".installed"
+    if marker.exists():
+        return venv
+    try:
+        TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(f"cannot create the tools directory {TOOLS_DIR} ({exc}): set AGENTDB_TOOLS_DIR") from exc
+    log_path = TOOLS_DIR / "install-pgadmin.log"
+    with _locked(TOOLS_DIR / ".install-pgadmin.lock"), log_path.open("a") as log:
+        if marker.exists():
+            return venv
+        python = Path("/usr/bin/python3") if Path("/usr/bin/python3").exists() else Path(sys.executable)
+        progress(f"pgadmin: installing {' '.join(requirements)} into {venv} (log: {log_path})")
+        shutil.rmtree(venv, ignore_errors=True)
+        for cmd in (
+            [str(python), "-m", "venv", str(venv)],
+            [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", *requirements],
+        ):
+            result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+            if result.returncode != 0:
+                shutil.rmtree(venv, ignore_errors=True)
+                raise ToolError(f"pgadmin: `{' '.join(cmd)}` failed; see {log_path}")
+        marker.write_text("\n".join(requirements) + "\n")
+    return venv
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     with path.open("w") as handle:
@@ -485,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("ensure-pgbouncer", help="print a PgBouncer >= 1.21, building it when needed")
     commands.add_parser("ensure-pgvector", help="install pgvector into the stack's PostgreSQL, building it when needed")
+    commands.add_parser(
+        "ensure-pgadmin", help="print the virtualenv with the pinned pgAdmin 4, installing it when needed"
+    )
     commands.add_parser("postgres-bindir", help="print the PostgreSQL bin directory the stack uses")
     args = parser.parse_args(argv)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - stdout carries only the answer
@@ -493,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_pgbouncer(progress=progress))
         elif args.command == "ensure-pgvector":
             print(ensure_pgvector(progress=progress))
+        elif args.command == "ensure-pgadmin":
+            print(ensure_pgadmin(progress=progress))
         else:
             print(postgres_bindir())
     except ToolError as exc:

@@ -265,6 +265,20 @@ def build(settings: Settings) -> Topology:
             files=("pgbackrest.conf",),
         ),
     ]
+    if s.tools:
+        units.append(
+            service(
+                "pgadmin",
+                "pgadmin",
+                "tools",
+                "pgadmin_port",
+                # pgAdmin's own liveness endpoint; it answers once the configuration database exists.
+                Health("http", s.pgadmin_port, "/misc/ping"),
+                after=("pgbouncer",),
+                files=("pgadmin/config_local.py", "pgadmin/servers.json", "pgadmin/pgpass"),
+                data="pgadmin",
+            )
+        )
     return Topology(tuple(units), primary_port, replica_port)
 
 

@@ -44,6 +44,7 @@ PACKAGES=(
   build-essential pkg-config dpkg-dev libevent-dev libssl-dev libc-ares-dev
   ca-certificates curl
   procps iproute2 # ps and ss: the testinfra suite reads processes and sockets through them
+  chromium chromium-driver # the pgAdmin test drives headless Chromium through Debian's chromedriver
 )
 # shellcheck disable=SC2207
 TODO=($(missing "${PACKAGES[@]}"))

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pulumi
 from pydantic.alias_generators import to_camel
 
+from infra import credentials as sec
 from infra import render
 from infra import topology as topo
 from infra.program.cluster import Cluster
@@ -24,6 +25,7 @@ from infra.program.pgbouncer import PgBouncer
 from infra.program.postgres import Backup, Postgres
 from infra.program.redis import Redis
 from infra.program.schema import Schema
+from infra.program.tools import Tools
 from infra.settings import NAMESPACE, Settings, SettingsError, parse
 
 PUBLISHABLE = ("publish_postgres", "publish_redis", "publish_prometheus")
@@ -99,6 +101,8 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[primary])
     redis = Redis("redis", ctx)
     Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
+    if settings.tools:
+        Tools("tools", ctx, depends_on=[pgbouncer.container])
     schema = Schema(
         "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
     )
@@ -124,6 +128,10 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         "revisions": pulumi.Output.all(**schema.revisions),
         "grafana_admin_password": pulumi.Output.secret(passwords.values["grafana"]),
     }
+    if settings.tools:
+        outputs["pgadmin_url"] = f"http://{host}:{settings.pgadmin_port}"
+        outputs["pgadmin_login"] = pulumi.Output.secret(passwords.values[sec.PGADMIN_LOGIN])
+        outputs["pgadmin_password"] = pulumi.Output.secret(passwords.values[sec.PGADMIN_PASSWORD])
     return outputs
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from infra import render
+from infra import pgadmin, render
 from infra import topology as topo
 from infra.settings import Settings
 
@@ -54,6 +54,7 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "grafana": Limits(512, 1),
         "etcd": Limits(256, 0.5),
         "haproxy": small,
+        "pgadmin": Limits(512, 1),
     }
 
 
@@ -81,7 +82,7 @@ def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
     whose mode is not known before rendering (one per cluster node) stays secret whatever its mode.
     """
     probe = render.FILES.get(name)
-    static = probe[1] if probe else (0o644 if name.startswith("rules/") else None)
+    static = probe[1] if probe else (0o644 if name.startswith("rules/") else pgadmin.MODES.get(name))
     content = ctx.files.apply(lambda files: files[name].content)
     if static is not None and static & 0o077:
         content = pulumi.Output.unsecret(content)
@@ -199,6 +200,7 @@ def volume_path(ctx: StackContext, volume: str) -> str:
         "prometheus": lay.prometheus_data,
         "alertmanager": lay.alertmanager_data,
         "grafana": "/var/lib/grafana",
+        "pgadmin": pgadmin.data_dir(lay),
     }[volume]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra import tools
 from infra import topology as topo
 from infra.databases import REPO_ROOT
 from infra.program.common import SERVICE_UID
@@ -32,6 +33,11 @@ IMAGES: dict[str, Path] = {
 SINGLE_ONLY = {"postgres"}
 CLUSTER_ONLY = {"patroni", "etcd", "haproxy"}
 PYTHON_SOURCES = ("__init__.py", "webhook.py", "exporters/__init__.py", "exporters/pgbouncer.py")
+# Images built from another image's Dockerfile, as one of its stages: key -> (Dockerfile's key, stage).
+# pgadmin is the python image plus pgAdmin in a virtualenv of its own (agentdb:tools only).
+STAGES: dict[str, tuple[str, str]] = {"python": ("python", "python"), "pgadmin": ("python", "pgadmin")}
+TOOLS_IMAGES = {"pgadmin": REPO_ROOT / "infra"}
+PGADMIN_SOURCES = ("pgadmin_launcher.py",)
 
 
 def keys(settings: Settings) -> list[str]:
@@ -41,21 +47,33 @@ def keys(settings: Settings) -> list[str]:
 
 
 def dockerfile(key: str) -> Path:
-    return DOCKER_DIR / key / "Dockerfile"
+    return DOCKER_DIR / STAGES.get(key, (key, ""))[0] / "Dockerfile"
 
 
 def build_args(settings: Settings) -> dict[str, str]:
-    return {"BASE_IMAGE": settings.base_image, "SERVICE_UID": str(SERVICE_UID)}
+    return {
+        "BASE_IMAGE": settings.base_image,
+        "SERVICE_UID": str(SERVICE_UID),
+        # The same pins as the local runner's pgAdmin virtualenv (pyproject.toml).
+        "PGADMIN_REQUIREMENTS": " ".join(tools.pgadmin_requirements()),
+    }
+
+
+def images_of(settings: Settings) -> dict[str, Path]:
+    """The images this stack builds: those its topology needs, and the tools' when agentdb:tools is on."""
+    return {**{key: IMAGES[key] for key in keys(settings)}, **(TOOLS_IMAGES if settings.tools else {})}
 
 
 def tag(key: str, settings: Settings) -> str:
     """A pinned tag: the base image and a digest of everything the build reads, never `latest`."""
     digest = hashlib.sha256(settings.base_image.encode())
     digest.update(dockerfile(key).read_bytes())
-    if key == "python":
-        for rel in PYTHON_SOURCES:
+    if key in STAGES:
+        for rel in PYTHON_SOURCES + (PGADMIN_SOURCES if key == "pgadmin" else ()):
             digest.update(rel.encode())
             digest.update((REPO_ROOT / "infra" / rel).read_bytes())
+    if key == "pgadmin":
+        digest.update(build_args(settings)["PGADMIN_REQUIREMENTS"].encode())
     base_tag = settings.base_image.rpartition(":")[2]
     return f"agentdb/{key}:{base_tag}-{digest.hexdigest()[:12]}"
 
@@ -73,11 +91,12 @@ class Images(pulumi.ComponentResource):
                     context=str(context),
                     dockerfile=str(dockerfile(key)),
                     args=build_args(settings),
+                    target=STAGES[key][1] if key in STAGES else None,
                 ),
                 skip_push=True,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for key, context in ((key, IMAGES[key]) for key in keys(settings))
+            for key, context in images_of(settings).items()
         }
         self.refs: dict[str, pulumi.Input[str]] = {key: image.image_name for key, image in self.images.items()}
         self.refs["grafana"] = settings.grafana_image  # the official image, pinned by the settings

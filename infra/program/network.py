@@ -10,7 +10,10 @@ from infra.settings import Settings
 
 # postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
 SINGLE_EXTRA = ("postgres-run",)
-EXTRA = ("grafana",)  # Grafana runs only in the Docker realization, so the topology does not list it
+# Grafana runs only in the Docker realization, so the topology does not list it; pgadmin only with
+# agentdb:tools.
+EXTRA = ("grafana",)
+TOOLS_VOLUMES = ("pgadmin",)
 
 
 def volumes(settings: Settings) -> list[str]:
@@ -18,7 +21,8 @@ def volumes(settings: Settings) -> list[str]:
     Docker-only ones."""
     topology = topo.build(settings)
     data = [unit.data for unit in topology.units if unit.data]
-    return [*data, *(() if topology.clustered else SINGLE_EXTRA), *EXTRA]
+    tools = TOOLS_VOLUMES if settings.tools else ()
+    return [*data, *(() if topology.clustered else SINGLE_EXTRA), *EXTRA, *tools]
 
 
 class Network(pulumi.ComponentResource):

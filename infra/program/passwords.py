@@ -31,16 +31,21 @@ class Passwords(pulumi.ComponentResource):
         super().__init__("agentdb:index:Passwords", name, None, opts)
         self.values: dict[str, pulumi.Output] = {}
         for secret in sec.secret_names(settings):
-            generated = random.RandomPassword(
-                f"{name}-{secret}",
-                length=LENGTH,
-                special=True,
-                override_special="-_",  # URL-safe: no quoting in URLs, ini files or shells
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            value = generated.result
+            child = pulumi.ResourceOptions(parent=self)
+            if secret == sec.PGADMIN_LOGIN:
+                # A login, not a password: an email address as pgAdmin wants, like the local runner's.
+                tag = random.RandomString(f"{name}-{secret}", length=8, special=False, upper=False, opts=child)
+                value = tag.result.apply(lambda t: f"admin-{t}@{sec.PGADMIN_LOGIN_DOMAIN}")
+            else:
+                value = random.RandomPassword(
+                    f"{name}-{secret}",
+                    length=LENGTH,
+                    special=True,
+                    override_special="-_",  # URL-safe: no quoting in URLs, ini files or shells
+                    opts=child,
+                ).result
             if overrides is not None:
-                value = pulumi.Output.all(overrides, generated.result).apply(
+                value = pulumi.Output.all(overrides, value).apply(
                     lambda args, key=secret: (args[0] or {}).get(key) or args[1]
                 )
             self.values[secret] = pulumi.Output.secret(value)

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
 
-from infra import migrations, render
+from infra import migrations, render, tools
 from infra import topology as topo
 from infra.program import PUBLISHABLE, check_publishing, settings_from_config
 from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
@@ -31,8 +31,16 @@ SERVICES = [
     "prometheus",
     "grafana",
 ]
+TOOLS = ["pgadmin"]  # agentdb:tools: on in dev, off in staging and prod
+
+
+def tool_services(stack: str) -> list[str]:
+    """The tools containers a stack file asks for."""
+    return TOOLS if load(stack).tools else []
+
+
 # Published by default, and published only where the stack says so (never in prod).
-ALWAYS_PUBLISHED = {"pgbouncer", "grafana"}
+ALWAYS_PUBLISHED = {"pgbouncer", "grafana", "pgadmin"}
 PUBLISHED_BY_SETTING = {
     "postgres": "publish_postgres",
     "haproxy": "publish_postgres",  # a cluster's PostgreSQL endpoints
@@ -63,7 +71,9 @@ def limit_key(stack: str, service: str) -> str:
     return {"patroni": "postgres", "etcd": "etcd", "haproxy": "haproxy"}.get(kinds.get(service, ""), service)
 
 
-CASES = [(stack, service) for stack in STACKS for service in [*database_services(stack), *SERVICES]]
+CASES = [
+    (stack, service) for stack in STACKS for service in [*database_services(stack), *SERVICES, *tool_services(stack)]
+]
 # Leader -> PgBouncer -> exporters: (container, containers it must start after); "primary" is the leader's.
 ORDER = [
     ("pgbouncer", ["primary"]),
@@ -91,7 +101,33 @@ def test_each_stack_file_validates_and_the_program_reads_the_same_settings(stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_program_declares_every_service(deployments, stack):
-    assert sorted(deployments[stack].containers()) == sorted([*database_services(stack), *SERVICES])
+    expected = [*database_services(stack), *SERVICES, *tool_services(stack)]
+    assert sorted(deployments[stack].containers()) == sorted(expected)
+
+
+@pytest.mark.parametrize(("stack", "expected"), [("dev", True), ("staging", False), ("prod", False)])
+def test_pgadmin_runs_where_the_stack_turns_the_tools_on(deployments, stack, expected):
+    assert ("pgadmin" in deployments[stack].containers()) == expected
+
+
+def test_pgadmin_is_the_python_image_plus_pgadmin_at_the_pinned_versions(deployments):
+    deployment = deployments["dev"]
+    image = deployment.containers()["pgadmin"].inputs["image"]
+    build = next(r.inputs["build"] for r in deployment.of_type(IMAGE) if r.inputs["imageName"] == image)
+    assert build["dockerfile"].endswith("docker/python/Dockerfile") and build["target"] == "pgadmin"
+    assert build["args"]["PGADMIN_REQUIREMENTS"].split() == tools.pgadmin_requirements()
+    python = next(r.inputs["build"] for r in deployment.of_type(IMAGE) if "/python:" in r.inputs["imageName"])
+    assert python["target"] == "python"
+
+
+def test_pgadmin_starts_after_pgbouncer_and_reads_its_pgpass_from_a_0600_upload(deployments):
+    containers = deployments["dev"].containers()
+    pgadmin = containers["pgadmin"]
+    assert containers["pgbouncer"].urn in pgadmin.dependencies
+    modes = {u["file"].rsplit("/", 2)[-1]: u["permissions"] for u in pgadmin.inputs["uploads"]}
+    assert modes["pgpass"] == "0600" and modes["servers.json"] == "0644"
+    assert modes["pgadmin"] == modes["pgadmin_login"] == "0600"  # the login and its password
+    assert any(v["containerPath"] == "/var/lib/agentdb/pgadmin" for v in pgadmin.inputs["volumes"])
 
 
 @pytest.mark.parametrize(("stack", "service"), CASES)
@@ -249,3 +285,9 @@ def test_outputs(deployments, stack):
     assert outputs["grafana_url"][0] == f"http://{settings.bind_address}:{settings.grafana_port}"
     assert str(settings.prometheus_port) in outputs["prometheus_url"][0]
     assert sorted(outputs["revisions"][0]) == sorted(settings.databases)
+    if settings.tools:
+        assert outputs["pgadmin_url"][0] == f"http://{settings.bind_address}:{settings.pgadmin_port}"
+        assert outputs["pgadmin_password"][1] and outputs["pgadmin_login"][1]
+        assert outputs["pgadmin_login"][0].endswith("@agentdb.example.com")
+    else:
+        assert "pgadmin_url" not in outputs

@@ -72,8 +72,8 @@ def footprint(settings: Settings) -> dict[str, str]:
     return out
 
 
-# A key is read when changing it changes either shape of stack.
-BASES: list[dict[str, Any]] = [{}, {"replicas": 2}]
+# A key is read when changing it changes any shape of stack: a single server, a cluster, the tools on.
+BASES: list[dict[str, Any]] = [{}, {"replicas": 2}, {"tools": True}]
 _declared: dict[str, dict] = {}
 
 
@@ -95,7 +95,7 @@ def declared(tmp_path: Path, config: dict[str, Any]) -> dict:
 @pytest.mark.parametrize("name", list(Settings.model_fields))
 def test_changing_the_setting_changes_the_stack(name, tmp_path):
     value = changed_value(name)
-    # Both shapes of stack: a single server, and a cluster (whose keys a single server ignores).
+    # Every shape of stack: keys of the cluster or of the tools are ignored by a stack without them.
     for base in BASES:
         if footprint(Settings(**{**base, name: value})) != footprint(Settings(**base)):
             return

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from infra import credentials as sec
-from infra import render
+from infra import pgadmin, render
 from infra.settings import Settings, load
 
 STATE = Path("/srv/agentdb-test")
@@ -47,13 +47,13 @@ def test_one_pool_per_enabled_database(rendered):
     assert "auth_type = scram-sha-256" in ini
 
 
-def test_no_plaintext_password_in_any_file_but_the_0600_pgpass(rendered):
+def test_no_plaintext_password_in_any_file_but_the_0600_pgpass_files(rendered):
     _, secrets, files = rendered
     for name, file in files.items():
         for secret in secrets.values():
             if secret in file.content:
                 assert file.mode == 0o600, f"{name} holds a password but is mode {oct(file.mode)}"
-                assert name == "pgpass", name
+                assert name in {"pgpass", pgadmin.PGPASS}, name
 
 
 def test_files_derived_from_secrets_are_0600(rendered):

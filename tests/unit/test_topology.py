@@ -34,6 +34,18 @@ def test_units_per_mode(replicas, expected):
     assert [u.name for u in topology.build(Settings(replicas=replicas)).units] == expected
 
 
+@pytest.mark.parametrize(("tools", "expected"), [(False, SINGLE), (True, [*SINGLE, "pgadmin"])], ids=["off", "on"])
+def test_pgadmin_runs_only_with_tools(tools, expected):
+    assert [u.name for u in topology.build(Settings(tools=tools)).units] == expected
+
+
+def test_pgadmin_unit_listens_on_its_setting_and_starts_after_pgbouncer():
+    unit = topology.build(Settings(tools=True, pgadmin_port=5151)).unit("pgadmin")
+    assert (unit.port, unit.ports[0].key) == (5151, "agentdb:pgadminPort")
+    assert unit.health == topology.Health("http", 5151, "/misc/ping")
+    assert unit.after == ("pgbouncer",) and unit.data == "pgadmin"
+
+
 def test_replicas_0_is_todays_stack_on_todays_ports():
     s = Settings()
     t = topology.build(s)
@@ -124,6 +136,10 @@ def test_each_node_and_member_has_its_own_data_directory_and_file():
         ),
         ({"agentdb:replicas": 2, "agentdb:postgresPort": 65534}, "pg-3's postgres port 65536"),
         ({"agentdb:grafanaPort": 6379}, "redis and grafana both use port 6379"),
+        (
+            {"agentdb:tools": True, "agentdb:pgadminPort": 9090},
+            "prometheus and pgadmin both use port 9090 (agentdb:prometheusPort and agentdb:pgadminPort)",
+        ),
     ],
 )
 def test_cluster_port_conflicts_name_both_keys(config, message):
@@ -137,6 +153,7 @@ def test_cluster_port_conflicts_name_both_keys(config, message):
     [
         {"agentdb:patroniPort": 5433},  # Patroni does not run without replicas
         {"agentdb:haproxyPort": 6432 + 1, "agentdb:etcdClientPort": 5432},
+        {"agentdb:pgadminPort": 9090},  # pgAdmin does not run without agentdb:tools
     ],
 )
 def test_cluster_ports_are_free_to_clash_when_no_cluster_runs(config):
