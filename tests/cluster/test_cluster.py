@@ -262,6 +262,15 @@ def test_the_seeds_analytics_queries_run_on_a_replica(cstack, db, query):
     assert cur.description, query
 
 
+def test_bench_measures_lookups_through_the_replica_pool_beside_the_primary(cstack):
+    from loadtests.bench import pgbench_scripts, replica_lookups
+
+    agents = cstack.local.psql("qlearning", "SELECT agent_type FROM agent_types ORDER BY agent_type").split()
+    result = replica_lookups(cstack, pgbench_scripts(agents)["qlearning.get_best_action"], seconds=3)
+    assert sorted(result) == ["pgbouncer", "replica"]
+    assert [(via, r["failed"]) for via, r in result.items() if r["tps"] <= 0 or r["failed"]] == []
+
+
 def test_a_replica_refuses_writes(cstack):
     with (
         psycopg.connect(cstack.dsn("qlearning", "readonly", "replica"), autocommit=True) as conn,
@@ -283,11 +292,45 @@ def test_switchover_to_an_unknown_node_is_refused_by_name(cstack):
     assert "--to: no node 'pg-9'; nodes: pg-1, pg-2, pg-3" in result.stderr
 
 
-def test_restore_on_a_cluster_is_refused_before_anything_stops(cstack):
-    result = cstack.cli("restore", "--to", "2026-01-01T00:00:00+00:00", check=False)
-    assert result.returncode == 1
-    assert "restore of a cluster (agentdb:replicas: 2) is not supported yet" in result.stderr
-    assert not cluster.problems(cstack.local)
+def _upsert(cstack, state: str) -> None:
+    with psycopg.connect(cstack.dsn("qlearning", "app", "pgbouncer"), autocommit=True) as conn:
+        conn.execute("SELECT upsert_q_value('test-generator', %s, '{}', 'act', '{}', 0.5)", (state,))
+
+
+def _rows(cstack, state: str) -> int:
+    with psycopg.connect(cstack.dsn("qlearning", "app", "pgbouncer"), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM q_values WHERE state_hash = %s", (state,)).fetchone()[0]
+
+
+@pytest.mark.faults
+def test_restore_rebuilds_the_cluster_at_the_target_time(cstack, report):
+    taken = cstack.cli("backup", "--type", "full")
+    # backup-standby=y: pgBackRest copies the files from a replica once it has replayed the backup's start.
+    assert "replay on the standby reached" in taken.stdout, taken.stdout
+    tag = uuid.uuid4()
+    before, after = f"restore-before-{tag}", f"restore-after-{tag}"
+    _upsert(cstack, before)
+    with psycopg.connect(cstack.dsn(None), autocommit=True) as conn:
+        target = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    time.sleep(1.5)
+    _upsert(cstack, after)
+    timeline = _leader(cstack).timeline
+    start = time.monotonic()
+    result = cstack.cli("restore", "--to", target.isoformat())
+    took = time.monotonic() - start
+    assert "ready: a leader, 2 replicas streaming" in result.stdout, result.stdout
+    assert (_rows(cstack, before), _rows(cstack, after)) == (1, 0)
+    members = cluster.members(cstack.local)
+    assert sorted(m.role for m in members) == ["leader", "replica", "sync_standby"]
+    assert [m.state for m in members if m.role != "leader"] == ["streaming", "streaming"]
+    # The replicas were cloned from the restored leader: they stream its new timeline.
+    assert {m.timeline for m in members} == {_leader(cstack).timeline} and _leader(cstack).timeline > timeline
+    report["cluster_restore"] = {
+        "fault": "agentdb restore --to a moment between two writes, on a 3-node cluster (full backup from a replica)",
+        "row_before_target": "present",
+        "row_after_target": "absent",
+        "restore_s": round(took, 2),
+    }
 
 
 def test_the_leader_archives_its_wal(cstack):
