@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,13 +180,6 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
     The current data directory is kept aside (renamed, never deleted); its path is returned. The WAL
     up to now is archived first, so any `to` between the oldest backup and now can be reached.
     """
-    if stack.topology.clustered:
-        # Rebuilding a cluster (bootstrap the leader from pgBackRest, re-clone the replicas) is not
-        # done yet: refuse before anything is stopped rather than restore one node under Patroni.
-        raise BackupError(
-            f"restore of a cluster (agentdb:replicas: {stack.settings.replicas}) is not supported yet; "
-            "restore into a stack with agentdb:replicas: 0"
-        )
     if to.tzinfo is None:
         raise TargetError("--to: the target time needs a time zone")
     now = dt.datetime.now(dt.UTC)
@@ -199,6 +193,8 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
             f"--to: {to.isoformat()} is before the oldest backup ended ({backups[0].stopped.isoformat()}); "
             "nothing older is kept"
         )
+    if stack.topology.clustered:
+        return _restore_cluster(stack, to, now, progress)
     data = Path(stack.layout.postgres_data)
     if stack.process_states().get("postgres") == "RUNNING":
         progress("archiving the current WAL so the target is covered")
@@ -238,6 +234,141 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
     stack._ctl("start", "postgres")
     _wait_promoted(stack, progress)
     return aside
+
+
+def _as_service_user(stack: LocalStack, cmd: list[str]) -> list[str]:
+    if stack._owner():
+        from infra.runner import SERVICE_USER
+
+        return ["runuser", "-u", SERVICE_USER, "--", *cmd]
+    return cmd
+
+
+def _restore_cluster(stack: LocalStack, to: dt.datetime, now: dt.datetime, progress: Progress) -> Path:
+    """Rebuild a Patroni cluster at `to`: the leader from pgBackRest, the replicas cloned from it.
+
+    Every node stops and its data directory is kept aside (returned: one directory holding them all).
+    The recovery to `to` runs outside Patroni, which would otherwise promote the node before it reaches
+    the target. The cluster's key in etcd is removed (`patronictl remove`, as Patroni documents), so the
+    first node's Patroni takes the recovered data directory as a new cluster's primary; the other
+    nodes start empty and clone it, as a new replica does.
+    """
+    from infra import cluster
+
+    nodes = stack.topology.nodes
+    first, others = nodes[0], nodes[1:]
+    data_root = Path(stack.layout.data_root)
+    states = stack.process_states()
+    if any(states.get(n.name) == "RUNNING" for n in nodes):
+        progress("archiving the current WAL so the target is covered")
+        check(stack)
+    # Replicas first: stopping the leader first would only fail over to one of them.
+    for node in [*others, first]:
+        progress(f"stopping {node.name}")
+        result = stack._ctl("stop", node.name)
+        if "ERROR" in result.stdout and "not running" not in result.stdout:
+            raise BackupError(f"could not stop {node.name}: {result.stdout.strip()}")
+        # Patroni stops its PostgreSQL on the way out; a postmaster left behind must not lose its files.
+        pid_file = data_root / node.data / "postmaster.pid"
+        deadline = time.monotonic() + 60
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_file.exists():
+            raise BackupError(f"{node.name}'s PostgreSQL is still running after its Patroni stopped ({pid_file})")
+    progress("removing the cluster's state from etcd (patronictl remove)")
+    patronictl = Path(sys.executable).parent / "patronictl"
+    removed = subprocess.run(
+        [str(patronictl), "-c", str(stack.etc / first.files[0]), "remove", "agentdb"],
+        input="agentdb\nYes I am aware\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if removed.returncode != 0:
+        raise BackupError(f"patronictl remove failed: {removed.stderr.strip() or removed.stdout.strip()}")
+    aside = data_root / f"before-restore-{now:%Y%m%dT%H%M%SZ}"
+    aside.mkdir(mode=0o700)
+    owner = stack._owner()
+    if owner:
+        os.chown(aside, *owner)
+    progress(f"keeping the nodes' data directories in {aside}")
+    for node in nodes:
+        if (data_root / node.data).exists():
+            (data_root / node.data).rename(aside / node.data)
+    data = data_root / first.data
+    data.mkdir(mode=0o700)
+    if owner:
+        os.chown(data, *owner)
+    target = to.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    progress(f"restoring {first.name} to {target}")
+    run(
+        stack,
+        "restore",
+        f"--pg1-path={data}",
+        "--type=time",
+        f"--target={target}",
+        "--target-action=promote",
+        "--log-level-console=info",
+        progress=progress,
+        timeout=RESTORE_TIMEOUT_S,
+    )
+    # The backup comes from a replica: its standby.signal would make the node follow a leader, and its
+    # postgresql.conf (Patroni's, of that replica) names the replica's port, files and archive path.
+    (data / "standby.signal").unlink(missing_ok=True)
+    own_conf = aside / first.data / "postgresql.conf"
+    if not own_conf.exists():
+        raise BackupError(f"{own_conf} is missing: {first.name}'s Patroni configuration cannot be put back")
+    shutil.copy2(own_conf, data / "postgresql.conf")
+    if owner:
+        os.chown(data / "postgresql.conf", *owner)
+    _recover(stack, data, first.port_of("postgres"), progress)
+    progress(f"starting {first.name}: Patroni takes its data directory as the new cluster's primary")
+    stack._ctl("start", first.name)
+    for node in others:
+        progress(f"starting {node.name}: it clones the new primary")
+        stack._ctl("start", node.name)
+    cluster.wait_ready(stack, progress, timeout=RESTORE_TIMEOUT_S)
+    return aside
+
+
+def _recover(stack: LocalStack, data: Path, port: int, progress: Progress) -> None:
+    """Start PostgreSQL on `data` until it has replayed to the target and promoted, then stop it cleanly."""
+    import psycopg
+
+    bindir = stack.pg_bindir
+    log = stack.logs / "restore-recovery.log"
+    start = time.monotonic()
+    progress("replaying WAL up to the target (PostgreSQL outside Patroni)")
+    started = subprocess.run(
+        _as_service_user(
+            stack,
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(RESTORE_TIMEOUT_S), "start"],
+        ),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    promoted, last = False, None
+    while started.returncode == 0 and not promoted and time.monotonic() - start < RESTORE_TIMEOUT_S:
+        try:
+            with psycopg.connect(stack.dsn(None, port=port), connect_timeout=2) as conn:
+                promoted = not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        except psycopg.Error as exc:
+            last = exc
+        time.sleep(0.3)
+    subprocess.run(
+        _as_service_user(stack, [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    if not promoted:
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        raise BackupError(
+            f"the restored node did not reach the target and promote ({last or started.stderr.strip()}):\n"
+            + "\n".join(tail)
+        )
+    progress(f"replayed and promoted ({time.monotonic() - start:.1f}s)")
 
 
 def _wait_promoted(stack: LocalStack, progress: Progress) -> None:

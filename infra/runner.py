@@ -350,9 +350,9 @@ class LocalStack:
     def _environment(self, unit: topo.Unit) -> str:
         s = self.settings
         if unit.kind == "postgres_exporter":
-            data_source = (
-                f"{s.bind_address}:{self.topology.primary_port}/postgres?sslmode={'require' if s.tls else 'disable'}"
-            )
+            # Its own PostgreSQL (a cluster node's, not HAProxy's): each node's metrics come from that node.
+            port = self.topology.unit(unit.target).port_of("postgres")
+            data_source = f"{s.bind_address}:{port}/postgres?sslmode={'require' if s.tls else 'disable'}"
             return f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
                 f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
             )

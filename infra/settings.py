@@ -48,7 +48,9 @@ class Settings(BaseModel):
     prometheus_port: int = _f(9090, "Prometheus port", ge=1, le=65535)
     alertmanager_port: int = _f(9093, "Alertmanager port", ge=1, le=65535)
     webhook_port: int = _f(9095, "Local Alertmanager webhook receiver port", ge=1, le=65535)
-    postgres_exporter_port: int = _f(9187, "postgres_exporter port", ge=1, le=65535)
+    postgres_exporter_port: int = _f(
+        9187, "postgres_exporter port; in a cluster node N's exporter uses this + N - 1", ge=1, le=65535
+    )
     pgbouncer_exporter_port: int = _f(9127, "pgbouncer_exporter port", ge=1, le=65535)
     redis_exporter_port: int = _f(9121, "redis_exporter port", ge=1, le=65535)
     grafana_port: int = _f(3000, "Grafana port (started only where a grafana-server binary exists)", ge=1, le=65535)

@@ -58,6 +58,7 @@ class Unit:
     files: tuple[str, ...] = ()  # rendered files (under etc/) it reads
     data: str | None = None  # its data directory (a volume in Docker)
     index: int = 0  # 1-based position among its kind's members (cluster nodes, etcd members)
+    target: str | None = None  # the unit it reads metrics from (an exporter of one cluster node)
 
     @property
     def port(self) -> int:
@@ -168,7 +169,7 @@ def build(settings: Settings) -> Topology:
                 files=("haproxy.cfg",),
             )
         )
-        database = "haproxy"
+        database, servers = "haproxy", nodes
         primary_port, replica_port = s.haproxy_port, s.haproxy_replica_port
     else:
         units.append(
@@ -182,13 +183,29 @@ def build(settings: Settings) -> Topology:
                 data="postgres",
             )
         )
-        database = "postgres"
+        database, servers = "postgres", units[-1:]
         primary_port, replica_port = s.postgres_port, None
 
     def service(name: str, kind: str, group: str, setting: str | None, health: Health, **kw) -> Unit:
         ports = (_p(kind, getattr(s, setting), setting),) if setting else ()
         return Unit(name, kind, group, ports, health, **kw)
 
+    # A postgres_exporter per PostgreSQL: on a cluster each node's own (a replica's state, lag and
+    # statistics exist only on it), on the same rule of ports as the nodes: base + index - 1.
+    postgres_exporters = [
+        Unit(
+            f"postgres_exporter-{node.name}" if cluster else "postgres_exporter",
+            "postgres_exporter",
+            "monitoring",
+            (_p("postgres_exporter", s.postgres_exporter_port + i, "postgres_exporter_port"),),
+            Health("http", s.postgres_exporter_port + i, "/metrics"),
+            after=(node.name,),
+            files=("postgres_exporter_queries.yaml",),
+            index=node.index,
+            target=node.name,
+        )
+        for i, node in enumerate(servers)
+    ]
     units += [
         service(
             "pgbouncer",
@@ -208,15 +225,7 @@ def build(settings: Settings) -> Topology:
             files=("redis.conf", "users.acl"),
             data="redis",
         ),
-        service(
-            "postgres_exporter",
-            "postgres_exporter",
-            "monitoring",
-            "postgres_exporter_port",
-            Health("http", s.postgres_exporter_port, "/metrics"),
-            after=(database,),
-            files=("postgres_exporter_queries.yaml",),
-        ),
+        *postgres_exporters,
         service(
             "pgbouncer_exporter",
             "pgbouncer_exporter",
@@ -251,7 +260,7 @@ def build(settings: Settings) -> Topology:
             "monitoring",
             "prometheus_port",
             Health("http", s.prometheus_port, "/-/ready"),
-            after=("postgres_exporter", "pgbouncer_exporter", "redis_exporter", "alertmanager"),
+            after=(*(e.name for e in postgres_exporters), "pgbouncer_exporter", "redis_exporter", "alertmanager"),
             files=("prometheus.yml",),
             data="prometheus",
         ),

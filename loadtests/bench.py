@@ -310,6 +310,21 @@ def bench_writes(bench: BenchStack) -> dict:
         return writes.measure(before, bench)
 
 
+def replica_lookups(bench, script: str, seconds: int = PGBENCH_SECONDS) -> dict | None:
+    """Lookup throughput through the replica pool and through the primary's, from one run (None without replicas).
+
+    The same pgbench script (get_best_action, a read) runs once through PgBouncer's app pool, routed
+    to the leader, and once through the `<db>_replica` pool with the readonly role, routed by
+    HAProxy to the replicas.
+    """
+    if not bench.local.topology.clustered:
+        return None
+    return {
+        via: pgbench(bench.local.dsn("qlearning", role, via), script, seconds).__dict__
+        for via, role in (("pgbouncer", "app"), ("replica", "readonly"))
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything; `--render reports/bench.json` rewrites the document from a saved run."""
     argv = sys.argv[1:] if argv is None else argv
@@ -350,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = pgbench(dsn[(key, via)], script, PGBENCH_SECONDS)
                 results["pgbench"][f"{op}|{via}"] = r.__dict__
                 print(f"bench: pgbench {op} via {via}: {r.tps:.0f} tps, {r.latency_ms:.2f} ms", flush=True)
+
+        results["replica_lookups"] = replica_lookups(bench, scripts["qlearning.get_best_action"])
 
         bench.local.psql(None, "CREATE DATABASE pgbench_ceiling")
         ceiling_dsn = bench.local.dsn(None).rsplit("/", 1)[0] + "/pgbench_ceiling"
@@ -447,6 +464,12 @@ def render_doc(r: dict) -> str:
         verdict = "-" if target is None else ("met" if res["tps"] >= target else "missed")
         tgt = f"{target:,.0f}/s" if target else "-"
         out.append(f"| {op} | {res['tps']:,.0f} | {res['latency_ms']:.2f} | {tgt} | {verdict} |")
+    if r.get("replica_lookups"):
+        lookups = r["replica_lookups"]
+        out.append(
+            f"| qlearning.get_best_action through the replica pool (primary's: {lookups['pgbouncer']['tps']:,.0f})"
+            f" | {lookups['replica']['tps']:,.0f} | {lookups['replica']['latency_ms']:.2f} | - | - |"
+        )
     c = r["ceiling"]
     out += [
         "",

@@ -18,8 +18,16 @@ import pytest
 from tests.conftest import TestStack, dedicated_stack
 from tests.faults.conftest import report  # noqa: F401  (the faults' figures file, reports/faults.json)
 
-# etcd client and peer ports of 3 members, Patroni REST and PostgreSQL of 3 nodes, HAProxy's 2.
-CLUSTER_PORTS = {"etcdClientPort": 3, "etcdPeerPort": 3, "patroniPort": 3, "postgresPort": 3, "haproxyPort": 2}
+# etcd client and peer ports of 3 members, Patroni REST, PostgreSQL and postgres_exporter of 3 nodes,
+# HAProxy's 2.
+CLUSTER_PORTS = {
+    "etcdClientPort": 3,
+    "etcdPeerPort": 3,
+    "patroniPort": 3,
+    "postgresPort": 3,
+    "postgresExporterPort": 3,
+    "haproxyPort": 2,
+}
 BELOW_EPHEMERAL = (20000, 32000)
 
 

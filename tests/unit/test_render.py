@@ -171,14 +171,24 @@ def test_cluster_passwords_stay_in_0600_files(cluster):
             assert name == "pgpass" or name.startswith("patroni-"), name
 
 
-@pytest.mark.parametrize(("job", "setting", "count"), [("patroni", "patroni_port", 3), ("etcd", "etcd_client_port", 3)])
-def test_prometheus_scrapes_every_node_and_member(cluster, job, setting, count):
+@pytest.mark.parametrize(
+    ("job", "setting", "label", "names"),
+    [
+        ("patroni", "patroni_port", "node", ["pg-1", "pg-2", "pg-3"]),
+        ("etcd", "etcd_client_port", "member", ["etcd-1", "etcd-2", "etcd-3"]),
+        ("postgres", "postgres_exporter_port", "node", ["pg-1", "pg-2", "pg-3"]),
+    ],
+)
+def test_prometheus_scrapes_every_node_and_member_with_its_label(cluster, job, setting, label, names):
     import yaml
 
     settings, _, files = cluster
     jobs = {j["job_name"]: j for j in yaml.safe_load(files["prometheus.yml"].content)["scrape_configs"]}
     base = getattr(settings, setting)
-    assert jobs[job]["static_configs"][0]["targets"] == [f"127.0.0.1:{base + i}" for i in range(count)]
+    # The cluster rules (rules/cluster.yml) name nodes and members by these labels.
+    assert [(c["targets"], c["labels"]) for c in jobs[job]["static_configs"]] == [
+        ([f"127.0.0.1:{base + i}"], {label: name}) for i, name in enumerate(names)
+    ]
 
 
 def test_a_single_postgresql_has_no_cluster_scrape_jobs(rendered):

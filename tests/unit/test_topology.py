@@ -22,12 +22,39 @@ SINGLE = [
     "prometheus",
     "backup_scheduler",
 ]
-CLUSTER_OF_3 = ["etcd-1", "etcd-2", "etcd-3", "pg-1", "pg-2", "pg-3", "haproxy", *SINGLE[1:]]
+CLUSTER_OF_2 = [
+    "etcd-1",
+    "etcd-2",
+    "etcd-3",
+    "pg-1",
+    "pg-2",
+    "haproxy",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter-pg-1",
+    "postgres_exporter-pg-2",
+    *SINGLE[4:],
+]
+CLUSTER_OF_3 = [
+    "etcd-1",
+    "etcd-2",
+    "etcd-3",
+    "pg-1",
+    "pg-2",
+    "pg-3",
+    "haproxy",
+    "pgbouncer",
+    "redis",
+    "postgres_exporter-pg-1",
+    "postgres_exporter-pg-2",
+    "postgres_exporter-pg-3",
+    *SINGLE[4:],
+]
 
 
 @pytest.mark.parametrize(
     ("replicas", "expected"),
-    [(0, SINGLE), (1, [*CLUSTER_OF_3[:5], *CLUSTER_OF_3[6:]]), (2, CLUSTER_OF_3)],
+    [(0, SINGLE), (1, CLUSTER_OF_2), (2, CLUSTER_OF_3)],
     ids=["single", "two-nodes", "three-nodes"],
 )
 def test_units_per_mode(replicas, expected):
@@ -80,10 +107,18 @@ def test_replicas_0_is_todays_stack_on_todays_ports():
         ("etcd-3", "peer", 2384),
         ("haproxy", "primary", 5000),
         ("haproxy", "replica", 5001),
+        ("postgres_exporter-pg-1", "postgres_exporter", 9187),
+        ("postgres_exporter-pg-3", "postgres_exporter", 9189),
     ],
 )
 def test_cluster_ports_are_base_plus_index(unit, role, port):
     assert topology.build(Settings(replicas=2)).unit(unit).port_of(role) == port
+
+
+@pytest.mark.parametrize(("replicas", "targets"), [(0, ["postgres"]), (2, ["pg-1", "pg-2", "pg-3"])])
+def test_a_postgres_exporter_reads_each_postgresql(replicas, targets):
+    exporters = topology.build(Settings(replicas=replicas)).of_kind("postgres_exporter")
+    assert [(e.target, e.after) for e in exporters] == [(t, (t,)) for t in targets]
 
 
 def test_cluster_endpoints_are_haproxys_ports():
