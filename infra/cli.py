@@ -237,7 +237,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise SettingsError(str(exc)) from None
     print(
         f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; "
-        f"the previous data directory (a cluster's: every node's) is kept at {aside}"
+        f"the previous data directory is kept at {aside} (for a cluster, every node's)"
     )
     return 0
 
