@@ -71,6 +71,8 @@ def build_images(deployment: Deployment) -> None:
     for image in deployment.of_type(IMAGE):
         build = image.inputs["build"]
         cmd = ["build", "--network", "host", "-q", "-t", image.inputs["imageName"], "-f", build["dockerfile"]]
+        if build.get("target"):  # one stage of a multi-stage Dockerfile (the python image, not pgAdmin's)
+            cmd += ["--target", build["target"]]
         for key, value in sorted(build.get("args", {}).items()):
             cmd += ["--build-arg", f"{key}={value}"]
         start = time.monotonic()
