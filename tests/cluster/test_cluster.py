@@ -307,6 +307,9 @@ def test_restore_rebuilds_the_cluster_at_the_target_time(cstack, report):
     taken = cstack.cli("backup", "--type", "full")
     # backup-standby=y: pgBackRest copies the files from a replica once it has replayed the backup's start.
     assert "replay on the standby reached" in taken.stdout, taken.stdout
+    # pgBackRest keeps a backup's stop time in whole seconds and looks for one strictly before the
+    # target: a target in the same second as the stop finds no backup set.
+    time.sleep(2)
     tag = uuid.uuid4()
     before, after = f"restore-before-{tag}", f"restore-after-{tag}"
     _upsert(cstack, before)
