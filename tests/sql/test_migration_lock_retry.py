@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -20,8 +22,7 @@ def short_lock_timeout(monkeypatch):
     monkeypatch.setattr(migrations, "LOCK_BACKOFF_S", 1.0)
 
 
-def hold_lock(dsn: str, seconds: float, held: threading.Event) -> None:
-    """A reader that keeps trajectories locked, as a long report query would."""
+def _hold_lock(dsn: str, seconds: float, held: threading.Event) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute("LOCK TABLE trajectories IN ACCESS SHARE MODE")
         held.set()
@@ -29,21 +30,30 @@ def hold_lock(dsn: str, seconds: float, held: threading.Event) -> None:
         conn.rollback()
 
 
-def test_a_migration_blocked_past_its_lock_timeout_is_retried(stack, short_lock_timeout):
-    dsn = stack.dsn(KEY)
-    head = migrations.current(dsn, KEY)
+@contextmanager
+def reader_holding_the_lock(dsn: str, seconds: float) -> Iterator[None]:
+    """A reader that keeps trajectories locked for `seconds`, as a long report query would."""
     held = threading.Event()
-    reader = threading.Thread(target=hold_lock, args=(dsn, 2.5, held))
+    reader = threading.Thread(target=_hold_lock, args=(dsn, seconds, held))
     reader.start()
     try:
         assert held.wait(10)
-        started = time.monotonic()
-        migrations.downgrade(dsn, KEY, BELOW)
-        waited = time.monotonic() - started
+        yield
+    finally:
+        reader.join()
+
+
+def test_a_migration_blocked_past_its_lock_timeout_is_retried(stack, short_lock_timeout):
+    dsn = stack.dsn(KEY)
+    head = migrations.current(dsn, KEY)
+    try:
+        with reader_holding_the_lock(dsn, 2.5):
+            started = time.monotonic()
+            migrations.downgrade(dsn, KEY, BELOW)
+            waited = time.monotonic() - started
         assert migrations.current(dsn, KEY) == BELOW
         assert waited >= 1.0, "the first attempt should have waited out its lock timeout"
     finally:
-        reader.join()
         migrations.upgrade(dsn, KEY)
     assert migrations.current(dsn, KEY) == head
 
@@ -51,14 +61,8 @@ def test_a_migration_blocked_past_its_lock_timeout_is_retried(stack, short_lock_
 def test_a_migration_still_blocked_after_every_attempt_fails_naming_the_lock(stack, short_lock_timeout):
     dsn = stack.dsn(KEY)
     head = migrations.current(dsn, KEY)
-    held = threading.Event()
-    reader = threading.Thread(target=hold_lock, args=(dsn, 8.0, held))
-    reader.start()
-    try:
-        assert held.wait(10)
+    with reader_holding_the_lock(dsn, 8.0):
         with pytest.raises(migrations.MigrationError, match="lock timeout"):
             migrations.downgrade(dsn, KEY, BELOW)
         assert migrations.current(dsn, KEY) == head, "nothing may change when every attempt lost its lock"
-    finally:
-        reader.join()
     assert migrations.current(dsn, KEY) == head
