@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from infra.runner import LocalStack
 
 READY_TIMEOUT_S = 120
+CATCH_UP_S = 10  # how long a switchover's candidate may take to replay the leader's checkpoint
 Progress = Callable[[str], None]
 
 
@@ -215,22 +216,11 @@ def _candidate(stack: LocalStack, to: str | None, current: Member | None) -> Mem
 
 def _change(stack: LocalStack, verb: str, to: str | None, progress: Progress, timeout: float) -> tuple[str, float]:
     current = leader(stack)
-    if verb == "switchover" and current is None:
-        raise ClusterError("no running leader to switch over from; use `agentdb failover`")
     target = _candidate(stack, to, current)
     body = {"candidate": target.name}
-    if verb == "switchover":
-        body["leader"] = current.name
     start = time.monotonic()
     progress(f"{verb}: {current.name if current else '(no leader)'} -> {target.name}")
-    for node in stack.topology.nodes:
-        try:
-            status, text = _rest(stack, node.port_of("rest"), f"/{verb}", body, timeout=timeout)
-        except OSError:
-            continue
-        break
-    else:
-        raise ClusterError(f"no Patroni node accepted /{verb}")
+    status, text = _request(stack, verb, body, None, timeout)
     if status != 200:
         raise ClusterError(f"Patroni refused the {verb} (HTTP {status}): {text.strip()}")
     while not _writable_via_pgbouncer(stack, target.port):
@@ -242,11 +232,112 @@ def _change(stack: LocalStack, verb: str, to: str | None, progress: Progress, ti
     return target.name, took
 
 
+def _checkpoint_ahead(stack: LocalStack, current: Member, target: Member, progress: Progress) -> None:
+    """CHECKPOINT the leader, then the candidate once it has replayed that checkpoint (a restartpoint).
+
+    Both happen while clients still write, before the pause: the checkpoint Patroni runs before it
+    stops the leader, and the one the candidate runs when it is promoted, then have only a moment's
+    dirty buffers left to flush instead of everything since the last checkpoint (seconds of fsync on
+    this machine, during which no write could commit).
+    """
+    import psycopg
+
+    with psycopg.connect(stack.dsn(None, port=current.port), connect_timeout=5, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    with psycopg.connect(stack.dsn(None, port=target.port), connect_timeout=5, autocommit=True) as conn:
+        deadline = time.monotonic() + CATCH_UP_S
+        while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+            if time.monotonic() > deadline:
+                progress(f"switchover: {target.name} has not replayed the checkpoint yet; no restartpoint")
+                return
+            time.sleep(0.05)
+        conn.execute("CHECKPOINT")  # on a standby: a restartpoint at the replayed checkpoint
+
+
+def _routed_to(stack: LocalStack, node: str) -> bool:
+    """True when `node` is Patroni's primary, HAProxy routes writes to it alone and its PostgreSQL is promoted."""
+    import psycopg
+
+    unit = stack.topology.unit(node)
+    try:
+        status, _ = _rest(stack, unit.port_of("rest"), "/primary", timeout=1)
+        if status != 200:
+            return False
+        # "UP 1/2" (one failed check of `fall 2`) still takes connections: only DOWN and MAINT do not.
+        routable = [
+            b for b in backends(stack) if b.listener == "primary" and not b.status.startswith(("DOWN", "MAINT"))
+        ]
+        if [(b.node, b.status) for b in routable] != [(node, "UP")]:
+            return False
+        # Patroni answers 200 as soon as it has asked PostgreSQL to promote, before the promotion ends:
+        # a session opened then would be read-only.
+        with psycopg.connect(stack.dsn(None, port=unit.port_of("postgres")), connect_timeout=1) as conn:
+            return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()[0]
+    except (OSError, psycopg.Error):
+        return False
+
+
+def _request(stack: LocalStack, verb: str, body: dict, first: str | None, timeout: float) -> tuple[int, str]:
+    """POST `/verb` to the node named `first`, else to the first node that answers."""
+    nodes = sorted(stack.topology.nodes, key=lambda n: n.name != first)
+    for node in nodes:
+        try:
+            return _rest(stack, node.port_of("rest"), f"/{verb}", body, timeout=timeout)
+        except OSError:
+            continue
+    raise ClusterError(f"no Patroni node accepted /{verb}")
+
+
 def switchover(
     stack: LocalStack, to: str | None = None, progress: Progress = print, timeout: float = 60
 ) -> tuple[str, float]:
-    """A planned leader change; returns (new leader, seconds until it served writes through PgBouncer)."""
-    return _change(stack, "switchover", to, progress, timeout)
+    """A planned leader change; returns (new leader, seconds until it served writes through PgBouncer).
+
+    Clients see a wait, not errors: PgBouncer's read-write pools are paused (PAUSE) from just before
+    Patroni's `/switchover` until the new leader is primary and HAProxy routes to it, then
+    reconnected and resumed; they are resumed on every error too.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra import pgbouncer_admin
+
+    current = leader(stack)
+    if current is None:
+        raise ClusterError("no running leader to switch over from; use `agentdb failover`")
+    target = _candidate(stack, to, current)
+    start = time.monotonic()
+    progress(f"switchover: {current.name} -> {target.name}")
+    _checkpoint_ahead(stack, current, target, progress)
+    pools = [db.name for db in stack.settings.enabled]
+    body = {"leader": current.name, "candidate": target.name}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            with pgbouncer_admin.paused(stack, pools):
+                paused_at = time.monotonic()
+                # To the leader's own REST API: it wakes that node's loop, which demotes at once. Patroni
+                # answers only when it sees the new leader, polling once a second: we watch ourselves.
+                reply = pool.submit(_request, stack, "switchover", body, current.name, timeout)
+                while not _routed_to(stack, target.name):
+                    if reply.done() and reply.result()[0] != 200:
+                        status, text = reply.result()
+                        raise ClusterError(f"Patroni refused the switchover (HTTP {status}): {text.strip()}")
+                    if time.monotonic() - paused_at > timeout:
+                        raise ClusterError(f"{target.name} did not become the routed leader within {timeout:.0f}s")
+                    time.sleep(0.05)
+                held = time.monotonic() - paused_at
+        except pgbouncer_admin.PauseError as exc:
+            raise ClusterError(str(exc)) from None
+        except ClusterError as exc:
+            raise ClusterError(f"{exc} (PgBouncer's pools were resumed)") from None
+    progress(f"switchover: writes waited in PgBouncer for {held:.1f}s")
+    while not _writable_via_pgbouncer(stack, target.port):
+        if time.monotonic() - start > timeout:
+            raise ClusterError(f"{target.name} did not serve writes through PgBouncer within {timeout:.0f}s")
+        time.sleep(0.1)
+    took = time.monotonic() - start
+    progress(f"switchover: {target.name} serves writes through PgBouncer ({took:.1f}s)")
+    return target.name, took
 
 
 def failover(
