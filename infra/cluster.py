@@ -242,6 +242,7 @@ def _checkpoint_ahead(stack: LocalStack, current: Member, target: Member, progre
     """
     import psycopg
 
+    start = time.monotonic()
     with psycopg.connect(stack.dsn(None, port=current.port), connect_timeout=5, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
         lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
@@ -253,6 +254,9 @@ def _checkpoint_ahead(stack: LocalStack, current: Member, target: Member, progre
                 return
             time.sleep(0.05)
         conn.execute("CHECKPOINT")  # on a standby: a restartpoint at the replayed checkpoint
+    progress(
+        f"switchover: checkpoint on {current.name} and restartpoint on {target.name} ({time.monotonic() - start:.1f}s)"
+    )
 
 
 def _routed_to(stack: LocalStack, node: str) -> bool:
