@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deps up down destroy status env logs migrate test test-unit test-docker lint fmt bench bench-writes dashboards clean
+.PHONY: deps up down destroy status env logs migrate test test-unit test-docker lint fmt bench bench-writes bench-replicas dashboards clean
 
 deps: $(VENV)/.installed
 	@$(BIN)/python -m infra.tools ensure-pgbouncer >/dev/null
@@ -68,6 +68,10 @@ bench: deps
 # Only the Q-learning write paths before and after revision 0007; rewrites that section of docs/benchmarks.md.
 bench-writes: deps
 	@$(BIN)/python -m loadtests.writes
+
+# Only lookups through the replica pool beside the primary's, on a small cluster; rewrites that section.
+bench-replicas: deps
+	@$(BIN)/python -m loadtests.replicas
 
 dashboards: deps
 	@$(BIN)/python -m infra.dashboards

@@ -30,7 +30,7 @@ from infra import render, tools
 from infra.credentials import without_password
 from infra.databases import REPO_ROOT
 from infra.seeds import qlearning as qvol
-from loadtests import load, writes
+from loadtests import load, replicas, writes
 from loadtests.histogram import LatencyHistogram
 from loadtests.stack import BenchStack
 
@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: stock pgbench {op}: {r.tps:.0f} tps", flush=True)
         set_parameters(bench, None)
         results["tuned"] = {k: v for k, v in render.postgres_parameters(bench.local.settings).items() if k in stock}
+    # The dev stack's shape has no replicas: the replica pool is measured on a small cluster of its own.
+    results["replicas"] = replicas.measure()
     facts["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     (REPO_ROOT / "reports").mkdir(exist_ok=True)
     (REPO_ROOT / "reports" / "bench.json").write_text(json.dumps(results, indent=2, default=str))
@@ -606,6 +608,7 @@ def render_doc(r: dict) -> str:
         f"\nMedian of all refreshes: {statistics.median(sum(r['refresh_s'].values(), [])):.3f} s.",
         "",
         *([writes.render(r["writes"])] if "writes" in r else []),
+        *([replicas.render(r["replicas"])] if r.get("replicas") else []),
         "## History",
         "",
         HISTORY,

@@ -7,11 +7,13 @@ developer gets from `make up`; only the ports (and any explicit overrides) diffe
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import yaml
@@ -36,6 +38,36 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+# A cluster's ports, below the kernel's ephemeral range: Patroni, etcd and HAProxy open many local
+# connections, and an outgoing connection's source port inside the range could take a node's port.
+BELOW_EPHEMERAL = (20000, 32000)
+
+
+def free_port_blocks(sizes: dict[str, int]) -> dict[str, int]:
+    """A base port per key with `size` consecutive free ports each, below the ephemeral range."""
+    rng = random.Random()
+    with ExitStack() as held:
+        bases: dict[str, int] = {}
+        for key, size in sizes.items():
+            for _ in range(200):
+                base = rng.randrange(*BELOW_EPHEMERAL)
+                sockets = []
+                try:
+                    for port in range(base, base + size):
+                        sock = held.enter_context(socket.socket())
+                        sock.bind(("127.0.0.1", port))
+                        sockets.append(sock)
+                except OSError:
+                    for sock in sockets:
+                        sock.close()
+                    continue
+                bases[key] = base
+                break
+            else:
+                raise RuntimeError(f"no {size} free consecutive ports for {key}")
+        return bases
 
 
 def write_stack_file(directory: Path, name: str, base: str = "dev", overrides: dict | None = None) -> Path:

@@ -8,13 +8,11 @@ connection's source port inside the range would take a node's port before the no
 
 from __future__ import annotations
 
-import random
-import socket
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
 
+from loadtests.stack import free_port_blocks
 from tests.conftest import TestStack, dedicated_stack
 from tests.faults.conftest import report  # noqa: F401  (the faults' figures file, reports/faults.json)
 
@@ -28,32 +26,6 @@ CLUSTER_PORTS = {
     "postgresExporterPort": 3,
     "haproxyPort": 2,
 }
-BELOW_EPHEMERAL = (20000, 32000)
-
-
-def free_port_blocks(sizes: dict[str, int]) -> dict[str, int]:
-    """A base port per key with `size` consecutive free ports each, below the ephemeral range."""
-    rng = random.Random()
-    with ExitStack() as held:
-        bases: dict[str, int] = {}
-        for key, size in sizes.items():
-            for _ in range(200):
-                base = rng.randrange(*BELOW_EPHEMERAL)
-                sockets = []
-                try:
-                    for port in range(base, base + size):
-                        sock = held.enter_context(socket.socket())
-                        sock.bind(("127.0.0.1", port))
-                        sockets.append(sock)
-                except OSError:
-                    for sock in sockets:
-                        sock.close()
-                    continue
-                bases[key] = base
-                break
-            else:
-                raise RuntimeError(f"no {size} free consecutive ports for {key}")
-        return bases
 
 
 def cluster_overrides() -> dict:
