@@ -131,7 +131,10 @@ def paused(stack: LocalStack, databases: list[str], timeout: float = PAUSE_TIMEO
     failing. The pause is refused, and nothing stays paused, when a transaction keeps a pool busy
     longer than `timeout` seconds.
     """
-    console = AdminConsole(stack)
+    try:
+        console = AdminConsole(stack)
+    except psycopg.Error as exc:
+        raise PauseError(f"PgBouncer's admin console did not answer, nothing was paused: {exc}") from None
     pausing: list[str] = []
     # A SIGTERM to the CLI must still resume the pools: turn it into an exception the finally sees.
     previous = None

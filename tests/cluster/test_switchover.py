@@ -7,6 +7,9 @@ complete, an error inside it or a switchover Patroni refuses leaves no pool paus
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,6 +18,7 @@ import psycopg
 import pytest
 
 from infra import cluster, pgbouncer_admin
+from tests.conftest import REPO
 
 
 def _paused(cstack) -> list[str]:
@@ -95,3 +99,25 @@ def test_a_switchover_patroni_refuses_leaves_pgbouncer_resumed(cstack):
     assert _paused(cstack) == []
     assert cluster.leader(cstack.local).name == before.name
     _upsert(cstack, f"after-refusal-{uuid.uuid4()}")
+
+
+def test_a_sigterm_during_the_pause_resumes_the_pools(cstack):
+    # The CLI killed mid-switchover (SIGTERM, as supervisors and `timeout` send) must not leave writes held.
+    program = (
+        "import os, signal, sys, time\n"
+        "from infra.runner import LocalStack\n"
+        "from infra.settings import load\n"
+        "from infra.pgbouncer_admin import paused\n"
+        "stack = LocalStack(sys.argv[1], load(sys.argv[1], path=sys.argv[2]), sys.argv[3])\n"
+        "with paused(stack, ['qlearning_db']):\n"
+        "    print('paused', flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+    )
+    args = [cstack.local.name, str(cstack.stack_file), str(cstack.state_dir)]
+    result = subprocess.run(
+        [sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.stdout == "paused\n", result.stderr
+    assert result.returncode == 128 + signal.SIGTERM
+    assert _paused(cstack) == []
