@@ -51,19 +51,19 @@ class AdminConsole:
     def command(self, text: str, timeout: float = 5) -> list[tuple]:
         """Run one admin command; raise TimeoutError when it has not finished within `timeout` seconds."""
         pgconn = self.conn.pgconn
+        deadline = time.monotonic() + timeout
         try:
             pgconn.send_query(text.encode())
-        except psycopg.OperationalError as exc:
+            while True:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(text)
+                select.select([pgconn.socket], [], [], min(left, 0.5))
+        except psycopg.OperationalError as exc:  # the console's connection broke
             raise PauseError(f"PgBouncer: {text}: {exc}") from None
-        deadline = time.monotonic() + timeout
-        while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(text)
-            select.select([pgconn.socket], [], [], min(left, 0.5))
         rows: list[tuple] = []
         error = None
         while (result := pgconn.get_result()) is not None:
