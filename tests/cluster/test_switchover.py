@@ -106,9 +106,10 @@ def test_a_sigterm_during_the_pause_resumes_the_pools(cstack):
     program = (
         "import os, signal, sys, time\n"
         "from infra.runner import LocalStack\n"
+        "from pathlib import Path\n"
         "from infra.settings import load\n"
         "from infra.pgbouncer_admin import paused\n"
-        "stack = LocalStack(sys.argv[1], load(sys.argv[1], path=sys.argv[2]), sys.argv[3])\n"
+        "stack = LocalStack(sys.argv[1], load(sys.argv[1], path=Path(sys.argv[2])), Path(sys.argv[3]))\n"
         "with paused(stack, ['qlearning_db']):\n"
         "    print('paused', flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
