@@ -288,7 +288,8 @@ def main() -> int:
     m = result["machine"]
     section = render(result) + (
         f"\nThis section's run: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']}; {m['date']};"
-        f" load average before / after: {m['load']} / {m['load_after']}.\n"
+        f" load average before / after: {m['load']} / {m['load_after']}. The machine was shared: other engineers'"
+        " stacks and test suites ran on the same two cores, so compare before with after of the same round.\n\n"
     )
     bench.DOC.write_text(splice(bench.DOC.read_text(), section))
     return 0
