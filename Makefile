@@ -65,7 +65,7 @@ fmt: deps
 bench: deps
 	@$(BIN)/python -m loadtests.bench
 
-# Only the Q-learning write paths before and after revision 0007; rewrites that section of docs/benchmarks.md.
+# Only the Q-learning write paths before and after issue 15 (0007, 0008); rewrites that section of docs/benchmarks.md.
 bench-writes: deps
 	@$(BIN)/python -m loadtests.writes
 

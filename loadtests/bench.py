@@ -304,7 +304,8 @@ def refresh_times(bench: BenchStack) -> dict[str, list[float]]:
 
 def bench_writes(bench: BenchStack) -> dict:
     """The write paths before (qlearning at 0006, a second stack) and after (this stack), interleaved."""
-    with BenchStack("bench-before") as before:
+    # No pgAdmin: its start timed out on the loaded machine and it serves no measurement.
+    with BenchStack("bench-before", overrides={"agentdb:tools": False}) as before:
         print("bench: write paths before/after (a second stack at qlearning 0006)", flush=True)
         writes.prepare(before, writes.BEFORE_REVISION)
         return writes.measure(before, bench)

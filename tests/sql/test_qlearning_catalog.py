@@ -180,7 +180,7 @@ INDEXES = [
         "btree (agent_type, state_hash, action_hash)",
     ),
     ("idx_trajectories_agent_type", "trajectories", "btree (agent_type)"),
-    ("idx_trajectories_session_id", "trajectories", "btree (session_id)"),
+    ("idx_trajectories_session_id", "trajectories", "btree (session_id) WHERE (session_id IS NOT NULL)"),
     ("idx_trajectories_task_id", "trajectories", "btree (task_id)"),
     (
         "uniq_patterns_agent_type_pattern_name_version",
