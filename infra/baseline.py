@@ -79,21 +79,29 @@ def apply_cluster(
     if not (su or external.capabilities(conn).cron):
         missing.append("pg_cron")
         return missing + _apply_databases(cur, settings, secrets, su)
+    if not cur.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+        missing.append("cron_monitor")  # a managed server's `postgres` database may be closed to the admin
+        return missing + _apply_databases(cur, settings, secrets, su)
     # pg_cron's tables show each role only its own jobs (row-level security). Views owned by the
     # superuser let the monitoring role count every job's runs, without commands or messages and
     # without BYPASSRLS.
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(MONITOR_SCHEMA)))
+    job, runs = "cron.job", "cron.job_run_details"
+    if not su:
+        # pg_cron's policy compares a row's username with CURRENT_USER, which in a view is the reader:
+        # SECURITY DEFINER functions read as the admin, who schedules every job of the stack, and return
+        # only the columns the views show.
+        job, runs = _cron_readers(cur)
     cur.execute(
         sql.SQL(
-            "CREATE OR REPLACE VIEW {}.cron_job AS SELECT jobid, jobname, database, username, schedule, active"
-            " FROM cron.job"
-        ).format(sql.Identifier(MONITOR_SCHEMA))
+            "CREATE OR REPLACE VIEW {}.cron_job AS SELECT jobid, jobname, database, username, schedule, active FROM {}"
+        ).format(sql.Identifier(MONITOR_SCHEMA), sql.SQL(job))
     )
     cur.execute(
         sql.SQL(
             "CREATE OR REPLACE VIEW {}.cron_job_run_details AS SELECT runid, jobid, status, start_time, end_time"
-            " FROM cron.job_run_details"
-        ).format(sql.Identifier(MONITOR_SCHEMA))
+            " FROM {}"
+        ).format(sql.Identifier(MONITOR_SCHEMA), sql.SQL(runs))
     )
     cur.execute(
         sql.SQL("GRANT USAGE ON SCHEMA {0} TO {1}; GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO {1}").format(
@@ -101,6 +109,34 @@ def apply_cluster(
         )
     )
     return missing + _apply_databases(cur, settings, secrets, su)
+
+
+def _cron_readers(cur: psycopg.Cursor) -> tuple[str, str]:
+    """Functions reading pg_cron's jobs and runs as their owner (the admin); the FROM items of the views."""
+    readers = {
+        "cron_job_rows": (
+            "jobid bigint, jobname text, database text, username text, schedule text, active boolean",
+            "SELECT jobid, jobname::text, database, username, schedule, active FROM cron.job",
+        ),
+        "cron_job_run_rows": (
+            "runid bigint, jobid bigint, status text, start_time timestamptz, end_time timestamptz",
+            "SELECT runid, jobid, status, start_time, end_time FROM cron.job_run_details",
+        ),
+    }
+    schema, monitor = sql.Identifier(MONITOR_SCHEMA), sql.Identifier(sec.MONITOR_ROLE)
+    for name, (columns, body) in readers.items():
+        cur.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}.{}() RETURNS TABLE ({}) LANGUAGE sql STABLE SECURITY DEFINER"
+                " SET search_path = pg_catalog, pg_temp AS {}"
+            ).format(schema, sql.Identifier(name), sql.SQL(columns), sql.Literal(body))
+        )
+        cur.execute(
+            sql.SQL("REVOKE ALL ON FUNCTION {0}.{1}() FROM PUBLIC; GRANT EXECUTE ON FUNCTION {0}.{1}() TO {2}").format(
+                schema, sql.Identifier(name), monitor
+            )
+        )
+    return f"{MONITOR_SCHEMA}.cron_job_rows()", f"{MONITOR_SCHEMA}.cron_job_run_rows()"
 
 
 def _apply_databases(cur: psycopg.Cursor, settings: Settings, secrets: dict[str, str], su: bool) -> list[str]:

@@ -29,6 +29,8 @@ DOWNGRADES = {
     " real[] columns without ANN indexes and hybrid search is full-text only, the documented fallback; a later"
     " migrate converts them once pgvector is there",
     "pg_cron": "pg_cron absent: agentdb's scheduler runs the jobs of sql/<db>/cron.yaml",
+    "cron_monitor": "pg_cron's job runs are not exported: the admin may not create the agentdb_monitor views in"
+    " database postgres (GRANT CREATE ON DATABASE postgres to it)",
     "pg_partman": "pg_partman absent: the partitions are made ahead on a schedule by the same SQL functions",
     "pg_stat_statements": "pg_stat_statements absent: no per-query statistics (the exporter's query panels stay empty)",
 }

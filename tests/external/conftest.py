@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +60,9 @@ def _as_service_user(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", SERVICE_USER, "--", *cmd], capture_output=True, text=True, check=True)
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
-    """The bare external server: no superuser for agentdb, no pg_cron, no pg_partman preloaded."""
+@contextmanager
+def running_server(preload: str = "", admin_password: str | None = None) -> Iterator[Server]:
+    """A PostgreSQL 15 of its own with an admin that has only CREATEROLE and CREATEDB; `preload` its libraries."""
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
@@ -69,7 +70,8 @@ def server() -> Iterator[Server]:
     root = make_state_dir("agentdb-external-")
     os.chown(root, pwd.getpwnam(SERVICE_USER).pw_uid, pwd.getpwnam(SERVICE_USER).pw_gid)
     data, pwfile = root / "data", root / "pwfile"
-    srv = Server("127.0.0.1", free_ports(1)[0], secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    admin_password = admin_password or secrets.token_urlsafe(24)
+    srv = Server("127.0.0.1", free_ports(1)[0], secrets.token_urlsafe(24), admin_password)
     pwfile.write_text(srv.superuser_password)
     shutil.chown(pwfile, SERVICE_USER)
     _as_service_user(
@@ -90,6 +92,9 @@ def server() -> Iterator[Server]:
         conf.write(
             f"listen_addresses = '{srv.host}'\nport = {srv.port}\nssl = on\nunix_socket_directories = '{root}'\n"
             "max_connections = 60\nshared_buffers = 64MB\n"
+            f"shared_preload_libraries = '{preload}'\ncron.database_name = 'postgres'\n"
+            # Jobs run in background workers, as on the providers: no password for pg_cron to keep.
+            "cron.use_background_workers = on\nmax_worker_processes = 16\n"
         )
     _as_service_user(str(BINDIR / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "start")
     try:
@@ -101,6 +106,13 @@ def server() -> Iterator[Server]:
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """The bare external server: no superuser for agentdb, no pg_cron, no pg_partman preloaded."""
+    with running_server() as srv:
+        yield srv
 
 
 def stack_config(srv: Server, **extra) -> dict:
@@ -132,4 +144,28 @@ def admin_password_env(server: Server) -> Iterator[None]:
 def ext_stack(server: Server, admin_password_env) -> Iterator[TestStack]:
     """An external stack on the bare server, up through the real `agentdb up`."""
     with dedicated_stack("agentdb-ext-stack-", stack_config(server)) as ts:
+        yield ts
+
+
+@pytest.fixture(scope="session")
+def cron_server(server: Server) -> Iterator[Server]:
+    """The second variant: pg_cron preloaded and created by the provider, its functions granted to the admin.
+
+    What RDS's rds_superuser and Cloud SQL's cloudsqlsuperuser hold for pg_cron: USAGE on schema cron
+    and EXECUTE on its functions, and CREATE in the `postgres` database. The admin's password is the bare
+    server's, so one environment serves both.
+    """
+    with running_server("pg_cron", server.admin_password) as srv:
+        srv.execute("CREATE EXTENSION pg_cron")
+        srv.execute(f"GRANT USAGE ON SCHEMA cron TO {ADMIN}")
+        srv.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA cron TO {ADMIN}")
+        # As the master user of RDS owns its `postgres` database: the monitoring views of pg_cron go there.
+        srv.execute(f"GRANT CREATE ON DATABASE postgres TO {ADMIN}")
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def cron_stack(cron_server: Server, admin_password_env) -> Iterator[TestStack]:
+    """An external stack on the server with pg_cron."""
+    with dedicated_stack("agentdb-ext-cron-", stack_config(cron_server)) as ts:
         yield ts
