@@ -119,3 +119,10 @@ def test_prometheus_scrapes_every_exporter(ext_stack):
             break
         time.sleep(1)
     assert up.get("postgres") == "1" and set(up.values()) == {"1"}, up
+
+
+@pytest.mark.parametrize("verb", [["backup"], ["restore", "--to", "2026-01-01T00:00:00Z"]])
+def test_backups_are_the_providers(ext_stack, verb):
+    result = ext_stack.cli(*verb, check=False)
+    assert result.returncode != 0
+    assert "the provider takes the backups" in result.stderr
