@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from mockstack import CONTAINER, DYNAMIC, SECRET_SIG, deploy
+from mockstack import CONTAINER, DYNAMIC, IMAGE, SECRET_SIG, deploy
 
 from infra import credentials, render
 from infra.settings import Settings
@@ -32,6 +32,13 @@ def deployment(tmp_path_factory):
 
 def test_every_container_but_postgresql_and_its_backups(deployment):
     assert sorted(deployment.containers()) == sorted(SERVICES)
+
+
+def test_no_image_or_volume_of_a_postgresql(deployment):
+    images = [r.name for r in deployment.of_type(IMAGE)]
+    volumes = [r.name for r in deployment.of_type("docker:index/volume:Volume")]
+    assert images and not [name for name in images if "postgres" in name and "exporter" not in name]
+    assert volumes and not [name for name in volumes if "postgres" in name]
 
 
 @pytest.mark.parametrize("component", ["agentdb:index:Postgres", "agentdb:index:Backup", "agentdb:index:Cluster"])
