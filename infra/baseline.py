@@ -67,8 +67,11 @@ def apply_cluster(
     cur = conn.cursor()
     su = caps.superuser
     _role(cur, sec.MONITOR_ROLE, login=True, password=secrets[sec.MONITOR_ROLE], superuser=su)
-    # A CREATEROLE admin may grant pg_monitor on PostgreSQL 15 and older, later only with ADMIN OPTION on it.
-    cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(sec.MONITOR_ROLE)))
+    try:
+        cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(sec.MONITOR_ROLE)))
+    except psycopg.errors.InsufficientPrivilege:
+        # A CREATEROLE admin may grant pg_monitor up to PostgreSQL 15, later only with ADMIN OPTION on it.
+        missing.append("pg_monitor")
     if su:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
     installed = {row[0] for row in cur.execute("SELECT extname FROM pg_extension")}

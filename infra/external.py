@@ -29,6 +29,8 @@ DOWNGRADES = {
     " real[] columns without ANN indexes and hybrid search is full-text only, the documented fallback; a later"
     " migrate converts them once pgvector is there",
     "pg_cron": "pg_cron absent: agentdb's scheduler runs the jobs of sql/<db>/cron.yaml",
+    "pg_monitor": "the admin may not grant pg_monitor: the monitoring role sees only what PUBLIC sees (grant"
+    " the admin pg_monitor WITH ADMIN OPTION)",
     "cron_monitor": "pg_cron's job runs are not exported: the admin may not create the agentdb_monitor views in"
     " database postgres (GRANT CREATE ON DATABASE postgres to it)",
     "pg_partman": "pg_partman absent: the partitions are made ahead on a schedule by the same SQL functions",

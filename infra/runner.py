@@ -603,8 +603,10 @@ class LocalStack:
         try:
             if not was_running:
                 progress(f"starting supervisord for stack {self.name} ({self.state_dir})")
+                # The services inherit supervisord's environment; none of them needs the external admin's password.
+                env = {k: v for k, v in os.environ.items() if k != external.PASSWORD_ENV}
                 result = subprocess.run(
-                    [str(SUPERVISORD), "-c", str(self.supervisord_conf)], capture_output=True, text=True
+                    [str(SUPERVISORD), "-c", str(self.supervisord_conf)], capture_output=True, text=True, env=env
                 )
                 if result.returncode != 0:
                     raise StackError(f"supervisord failed to start: {result.stderr.strip()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -126,3 +127,12 @@ def test_backups_are_the_providers(ext_stack, verb):
     result = ext_stack.cli(*verb, check=False)
     assert result.returncode != 0
     assert "the provider takes the backups" in result.stderr
+
+
+def test_no_service_holds_the_admin_password(ext_stack, server):
+    pids = [int(p) for p in ext_stack.local._ctl("pid", "all").stdout.split() if p.isdigit()]
+    assert len(pids) == len(RUNNING)
+    supervisord = int((ext_stack.state_dir / "run" / "supervisord.pid").read_text())
+    for pid in [supervisord, *pids]:
+        for part in ("environ", "cmdline"):
+            assert server.admin_password.encode() not in Path(f"/proc/{pid}/{part}").read_bytes(), (pid, part)
