@@ -136,3 +136,12 @@ def test_no_service_holds_the_admin_password(ext_stack, server):
     for pid in [supervisord, *pids]:
         for part in ("environ", "cmdline"):
             assert server.admin_password.encode() not in Path(f"/proc/{pid}/{part}").read_bytes(), (pid, part)
+
+
+def test_a_second_up_changes_nothing_and_says_the_downgrades_again(ext_stack, server):
+    roles = server.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1")
+    output = ext_stack.cli("up").stdout
+    assert "migrated" not in output
+    for name in BARE_DOWNGRADES:
+        assert output.count(external.DOWNGRADES[name]) == 1
+    assert server.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1") == roles
