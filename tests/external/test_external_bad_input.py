@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from infra import external
 from infra.settings import SettingsError, load
 from loadtests.stack import free_ports
-from tests.conftest import AGENTDB, REPO, make_state_dir, write_stack_file
+from tests.conftest import AGENTDB, REPO, write_stack_file
 from tests.external.conftest import ADMIN, stack_config
 
 LIMITED = "agentdb_limited"  # an admin with CREATEDB but without CREATEROLE
@@ -23,8 +24,7 @@ def _footprint(server) -> list[tuple]:
     )
 
 
-def _up(config: dict, password: str) -> tuple[subprocess.CompletedProcess, object]:
-    directory = make_state_dir("agentdb-ext-bad-")
+def _up(config: dict, password: str, directory: Path) -> tuple[subprocess.CompletedProcess, Path]:
     stack_file = write_stack_file(directory, "bad", config)
     env = {**os.environ, external.PASSWORD_ENV: password}
     args = ["up", "--stack", "bad", "--stack-file", str(stack_file), "--state-dir", str(directory / "state")]
@@ -48,7 +48,7 @@ def limited_admin(server):
         ("admin without CREATEROLE", "agentdb:postgresAdminUser", "lacks CREATEROLE"),
     ],
 )
-def test_up_stops_with_one_line_and_nothing_applied(server, limited_admin, case, setting, fix):
+def test_up_stops_with_one_line_and_nothing_applied(server, limited_admin, case, setting, fix, tmp_path):
     config, password = stack_config(server), server.admin_password
     if case == "unreachable host":
         config["agentdb:postgresPort"] = free_ports(1)[0]  # nothing listens there
@@ -57,7 +57,7 @@ def test_up_stops_with_one_line_and_nothing_applied(server, limited_admin, case,
     else:
         config["agentdb:postgresAdminUser"], password = LIMITED, limited_admin
     before = _footprint(server)
-    result, state = _up(config, password)
+    result, state = _up(config, password, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and lines[0].startswith(f"error: {setting}: ") and fix in lines[0], result.stderr
@@ -67,8 +67,8 @@ def test_up_stops_with_one_line_and_nothing_applied(server, limited_admin, case,
     assert _footprint(server) == before
 
 
-def test_a_missing_password_names_the_environment_variable(server):
-    result, state = _up(stack_config(server), "")
+def test_a_missing_password_names_the_environment_variable(server, tmp_path):
+    result, state = _up(stack_config(server), "", tmp_path)
     assert result.returncode == 2
     assert f"agentdb:postgresAdminPassword: not set; export {external.PASSWORD_ENV}" in result.stderr
     assert not state.exists()
