@@ -33,9 +33,7 @@ class Target(Protocol):
     def dsn(self, db: Database | None, role: str = "admin", via: str = "postgres") -> str: ...
 
 
-def _role(
-    cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, extra: str = "", superuser: bool = True
-) -> None:
+def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, superuser: bool = True) -> None:
     exists = cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
     options = "LOGIN" if login else "NOLOGIN"
@@ -51,8 +49,6 @@ def _role(
     else:
         stmt = stmt + sql.SQL(" PASSWORD NULL")
     cur.execute(stmt)
-    if extra:
-        cur.execute(sql.SQL(extra).format(role=sql.Identifier(name)))
 
 
 def apply_cluster(
