@@ -10,10 +10,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
 
 import pulumi  # noqa: E402
 
-from infra.program import build, config_overrides, settings_from_config  # noqa: E402
+from infra.program import build, config_admin_password, config_overrides, settings_from_config  # noqa: E402
 
 config = pulumi.Config("agentdb")
 stack = pulumi.get_stack()
 settings = settings_from_config(config, stack)
-for name, value in build(stack, settings, config_overrides(config)).items():
+for name, value in build(stack, settings, config_overrides(config), config_admin_password(config)).items():
     pulumi.export(name, value)

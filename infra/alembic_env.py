@@ -22,6 +22,7 @@ from infra import baseline, migrations
 from infra.cli import open_stack, require_running, stack_databases
 from infra.cron import CronError
 from infra.databases import DATABASES
+from infra.external import ExternalError
 from infra.runner import LocalStack, StackError
 from infra.settings import SettingsError
 
@@ -101,7 +102,7 @@ def _run_from_cli() -> None:
         after = migrations.current(admin, key)
         context.config.print_stdout(f"{key}: {before or 'base'} -> {after or 'base'}")
         baseline.schedule(stack, db, context.config.print_stdout)
-    except (SettingsError, StackError, CronError, migrations.MigrationError) as exc:
+    except (SettingsError, StackError, CronError, ExternalError, migrations.MigrationError) as exc:
         raise CommandError(str(exc)) from None
     except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:  # e.g. the server went away: one line, no traceback
         detail = getattr(exc, "orig", None) or exc

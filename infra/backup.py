@@ -63,8 +63,17 @@ def pgpass_path(stack: LocalStack) -> Path:
     return stack.secrets_dir / "pgbackrest.pgpass"
 
 
+def _require_own_server(stack: LocalStack) -> None:
+    if stack.topology.external:
+        raise BackupError(
+            "agentdb:postgresMode is external: the provider takes the backups; use its snapshots and point-in-time"
+            " restore"
+        )
+
+
 def _prepare(stack: LocalStack) -> None:
     """Repository, lock and log directories and the pgpass file, owned by the service user."""
+    _require_own_server(stack)
     owner = stack._owner()
     for directory in (repo_path(stack), stack.run_dir / "pgbackrest", stack.logs / "pgbackrest"):
         directory.mkdir(parents=True, exist_ok=True)
@@ -180,6 +189,7 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
     The current data directory is kept aside (renamed, never deleted); its path is returned. The WAL
     up to now is archived first, so any `to` between the oldest backup and now can be reached.
     """
+    _require_own_server(stack)
     if to.tzinfo is None:
         raise TargetError("--to: the target time needs a time zone")
     now = dt.datetime.now(dt.UTC)

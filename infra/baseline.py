@@ -1,7 +1,9 @@
 """The platform baseline `up` applies after the services are healthy, then migrations and cron jobs.
 
 Idempotent: roles, databases and extensions are created when missing and brought to the declared
-state when present (passwords, grants, default privileges).
+state when present (passwords, grants, default privileges). The admin need not be a superuser
+(agentdb:postgresMode external): what only a superuser may do is done where the admin may, and
+what the server lacks is reported once as a downgrade (infra/external.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from infra import credentials as sec
-from infra import cron, migrations
+from infra import cron, external, migrations
 from infra.databases import Database
 from infra.settings import Settings
 
@@ -31,12 +33,15 @@ class Target(Protocol):
     def dsn(self, db: Database | None, role: str = "admin", via: str = "postgres") -> str: ...
 
 
-def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, extra: str = "") -> None:
+def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, superuser: bool = True) -> None:
     exists = cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
     options = "LOGIN" if login else "NOLOGIN"
-    stmt = sql.SQL("{} ROLE {} WITH {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION").format(
-        sql.SQL(verb), sql.Identifier(name), sql.SQL(options)
+    # Naming SUPERUSER or REPLICATION at all takes a superuser, even to say NO; a role made by a
+    # CREATEROLE admin has neither.
+    attributes = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION" if superuser else "NOCREATEDB NOCREATEROLE"
+    stmt = sql.SQL("{} ROLE {} WITH {} {}").format(
+        sql.SQL(verb), sql.Identifier(name), sql.SQL(options), sql.SQL(attributes)
     )
     if password is not None:
         # A SCRAM verifier, never the password itself, reaches the server.
@@ -44,48 +49,106 @@ def _role(cur: psycopg.Cursor, name: str, *, login: bool, password: str | None, 
     else:
         stmt = stmt + sql.SQL(" PASSWORD NULL")
     cur.execute(stmt)
-    if extra:
-        cur.execute(sql.SQL(extra).format(role=sql.Identifier(name)))
 
 
-def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[str, str]) -> None:
-    """Roles and databases (autocommit connection to the `postgres` database as the superuser)."""
+def apply_cluster(
+    conn: psycopg.Connection, settings: Settings, secrets: dict[str, str], caps: external.Capabilities | None = None
+) -> list[str]:
+    """Roles and databases (autocommit connection to the `postgres` database as the admin).
+
+    Returns the capabilities the server lacks (names of infra.external.DOWNGRADES).
+    """
+    caps = caps or external.capabilities(conn)
+    missing: list[str] = []
     cur = conn.cursor()
-    _role(
-        cur,
-        sec.MONITOR_ROLE,
-        login=True,
-        password=secrets[sec.MONITOR_ROLE],
-        extra="GRANT pg_monitor TO {role}",
-    )
-    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    su = caps.superuser
+    _role(cur, sec.MONITOR_ROLE, login=True, password=secrets[sec.MONITOR_ROLE], superuser=su)
+    try:
+        cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(sec.MONITOR_ROLE)))
+    except psycopg.errors.InsufficientPrivilege:
+        # A CREATEROLE admin may grant pg_monitor up to PostgreSQL 15, later only with ADMIN OPTION on it.
+        missing.append("pg_monitor")
+    if su:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    installed = {row[0] for row in cur.execute("SELECT extname FROM pg_extension")}
+    if caps.usable("pg_stat_statements", installed):
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    else:
+        missing.append("pg_stat_statements")
+    if not (su or external.capabilities(conn).cron):
+        missing.append("pg_cron")
+        return missing + _apply_databases(cur, settings, secrets, su)
+    if not cur.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+        missing.append("cron_monitor")  # a managed server's `postgres` database may be closed to the admin
+        return missing + _apply_databases(cur, settings, secrets, su)
     # pg_cron's tables show each role only its own jobs (row-level security). Views owned by the
     # superuser let the monitoring role count every job's runs, without commands or messages and
     # without BYPASSRLS.
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(MONITOR_SCHEMA)))
+    job, runs = "cron.job", "cron.job_run_details"
+    if not su:
+        # pg_cron's policy compares a row's username with CURRENT_USER, which in a view is the reader:
+        # SECURITY DEFINER functions read as the admin, who schedules every job of the stack, and return
+        # only the columns the views show.
+        job, runs = _cron_readers(cur)
     cur.execute(
         sql.SQL(
-            "CREATE OR REPLACE VIEW {}.cron_job AS SELECT jobid, jobname, database, username, schedule, active"
-            " FROM cron.job"
-        ).format(sql.Identifier(MONITOR_SCHEMA))
+            "CREATE OR REPLACE VIEW {}.cron_job AS SELECT jobid, jobname, database, username, schedule, active FROM {}"
+        ).format(sql.Identifier(MONITOR_SCHEMA), sql.SQL(job))
     )
     cur.execute(
         sql.SQL(
             "CREATE OR REPLACE VIEW {}.cron_job_run_details AS SELECT runid, jobid, status, start_time, end_time"
-            " FROM cron.job_run_details"
-        ).format(sql.Identifier(MONITOR_SCHEMA))
+            " FROM {}"
+        ).format(sql.Identifier(MONITOR_SCHEMA), sql.SQL(runs))
     )
     cur.execute(
         sql.SQL("GRANT USAGE ON SCHEMA {0} TO {1}; GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO {1}").format(
             sql.Identifier(MONITOR_SCHEMA), sql.Identifier(sec.MONITOR_ROLE)
         )
     )
+    return missing + _apply_databases(cur, settings, secrets, su)
+
+
+def _cron_readers(cur: psycopg.Cursor) -> tuple[str, str]:
+    """Functions reading pg_cron's jobs and runs as their owner (the admin); the FROM items of the views."""
+    readers = {
+        "cron_job_rows": (
+            "jobid bigint, jobname text, database text, username text, schedule text, active boolean",
+            "SELECT jobid, jobname::text, database, username, schedule, active FROM cron.job",
+        ),
+        "cron_job_run_rows": (
+            "runid bigint, jobid bigint, status text, start_time timestamptz, end_time timestamptz",
+            "SELECT runid, jobid, status, start_time, end_time FROM cron.job_run_details",
+        ),
+    }
+    schema, monitor = sql.Identifier(MONITOR_SCHEMA), sql.Identifier(sec.MONITOR_ROLE)
+    for name, (columns, body) in readers.items():
+        cur.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}.{}() RETURNS TABLE ({}) LANGUAGE sql STABLE SECURITY DEFINER"
+                " SET search_path = pg_catalog, pg_temp AS {}"
+            ).format(schema, sql.Identifier(name), sql.SQL(columns), sql.Literal(body))
+        )
+        cur.execute(
+            sql.SQL("REVOKE ALL ON FUNCTION {0}.{1}() FROM PUBLIC; GRANT EXECUTE ON FUNCTION {0}.{1}() TO {2}").format(
+                schema, sql.Identifier(name), monitor
+            )
+        )
+    return f"{MONITOR_SCHEMA}.cron_job_rows()", f"{MONITOR_SCHEMA}.cron_job_run_rows()"
+
+
+def _apply_databases(cur: psycopg.Cursor, settings: Settings, secrets: dict[str, str], su: bool) -> list[str]:
+    """Each database's roles, the database itself and who may connect to it."""
     for db in settings.enabled:
         # pg_cron runs jobs only as LOGIN roles; with no password and SCRAM everywhere, nobody can log in as it.
-        _role(cur, db.owner, login=True, password=None)
-        _role(cur, db.app_role, login=True, password=secrets[db.app_role])
-        _role(cur, db.readonly_role, login=True, password=secrets[db.readonly_role])
+        _role(cur, db.owner, login=True, password=None, superuser=su)
+        _role(cur, db.app_role, login=True, password=secrets[db.app_role], superuser=su)
+        _role(cur, db.readonly_role, login=True, password=secrets[db.readonly_role], superuser=su)
+        if not su:
+            # A non-superuser admin creates the database for the owner and migrates as it (SET ROLE):
+            # both take membership in the owner role.
+            cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(db.owner)))
         # Defence in depth behind the privileges: a readonly session's transactions start read-only
         # (a client can still ask for READ WRITE, so the privileges alone must hold).
         cur.execute(
@@ -106,30 +169,47 @@ def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[st
                 sql.Identifier(sec.MONITOR_ROLE),
             )
         )
+    return []
 
 
-def apply_database(conn: psycopg.Connection, db: Database) -> None:
-    """Extensions, schema ownership and default privileges inside one database (one transaction)."""
+def apply_database(conn: psycopg.Connection, db: Database, caps: external.Capabilities | None = None) -> list[str]:
+    """Extensions, schema ownership and default privileges inside one database (one transaction).
+
+    Returns the extensions the admin could not have here (names of infra.external.DOWNGRADES, or others).
+    """
     ident = sql.Identifier
     owner, app, ro = ident(db.owner), ident(db.app_role), ident(db.readonly_role)
+    caps = caps or external.capabilities(conn)
+    missing: list[str] = []
     with conn.transaction():
+        installed = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
         for ext in EXTENSIONS:
-            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
-        for ext in OPTIONAL_EXTENSIONS:
-            if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (ext,)).fetchone():
+            if caps.usable(ext, installed):
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
-        conn.execute(sql.SQL("GRANT ALL ON SCHEMA partman TO {}").format(owner))
-        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS", "PROCEDURES"):
-            conn.execute(sql.SQL("GRANT ALL ON ALL {} IN SCHEMA partman TO {}").format(sql.SQL(kind), owner))
+            else:
+                missing.append(ext)
+        for ext in OPTIONAL_EXTENSIONS:
+            if ext in caps.available and caps.usable(ext, installed):
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
+            else:
+                missing.append(ext)
+        partman = "pg_partman" in caps.available and caps.usable("pg_partman", installed)
+        if partman:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
+            conn.execute(sql.SQL("GRANT ALL ON SCHEMA partman TO {}").format(owner))
+            for kind in ("TABLES", "SEQUENCES", "FUNCTIONS", "PROCEDURES"):
+                conn.execute(sql.SQL("GRANT ALL ON ALL {} IN SCHEMA partman TO {}").format(sql.SQL(kind), owner))
+        else:
+            missing.append("pg_partman")
         conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(app, ro))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
-        # pg_partman's functions come executable by PUBLIC; only the owner (pg_cron, the maintenance
-        # functions) runs them. Applied on every `up`, so an ALTER EXTENSION UPDATE cannot widen it.
-        conn.execute("REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA partman FROM PUBLIC")
+        if partman:
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
+            # pg_partman's functions come executable by PUBLIC; only the owner (pg_cron, the maintenance
+            # functions) runs them. Applied on every `up`, so an ALTER EXTENSION UPDATE cannot widen it.
+            conn.execute("REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA partman FROM PUBLIC")
         defaults = [
             "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
@@ -155,6 +235,7 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
                 owner, ro
             )
         )
+    return missing
 
 
 def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
@@ -178,6 +259,9 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
 
 def schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
     """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI)."""
+    with psycopg.connect(target.dsn(None), autocommit=True) as conn:
+        if not external.capabilities(conn).cron:
+            return  # no pg_cron on this server: agentdb's scheduler runs the same jobs
     changed = cron.sync(target.dsn(None), db, target.settings)
     if changed:
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")
@@ -187,12 +271,19 @@ def apply(target: Target, progress: Callable[[str], None] = print) -> None:
     """Everything after health: cluster roles, each database's baseline, migrations, cron jobs."""
     secrets = target.secrets()
     with psycopg.connect(target.dsn(None), autocommit=True) as conn:
-        apply_cluster(conn, target.settings, secrets)
-        available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
-    for ext in OPTIONAL_EXTENSIONS:
-        if ext not in available:
-            progress(f"  extension {ext} is not installed on this server: schemas use their fallbacks (make deps)")
+        caps = external.capabilities(conn)
+        # Extensions the schemas cannot do without, checked before anything is created.
+        for ext in EXTENSIONS:
+            if ext not in external.DOWNGRADES and ext not in caps.creatable:
+                raise external.ExternalError(
+                    f"agentdb:postgresAdminUser: the admin cannot create extension {ext}, which the schemas need;"
+                    f" have the provider enable {ext} or name an admin that may create it"
+                )
+        missing = apply_cluster(conn, target.settings, secrets, caps)
     for db in target.settings.enabled:
         with psycopg.connect(target.dsn(db)) as conn:
-            apply_database(conn, db)
+            missing += apply_database(conn, db, caps)
+    for line in external.downgrades(missing):
+        progress(line)
+    for db in target.settings.enabled:
         migrate_and_schedule(target, db, progress)

@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.backup import BackupError
     from infra.cluster import ClusterError
     from infra.cron import CronError
+    from infra.external import ExternalError
     from infra.migrations import MigrationError
     from infra.report import ReportError
     from infra.runner import StackError
@@ -416,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if "already in use" in str(exc) else 1
-    except (ToolError, CronError, ReportError) as exc:
+    except (ToolError, CronError, ReportError, ExternalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (MigrationError, BackupError, ClusterError) as exc:

@@ -53,6 +53,10 @@ def sync(admin_dsn: str, db: Database, settings: Settings, path: Path | None = N
     wanted = {job.name: job for job in jobs(db, settings, path)}
     changed: list[str] = []
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        # pg_cron lets only a superuser schedule a job as another role. A managed server's admin (agentdb:
+        # postgresMode external) schedules as itself: a member of the owner role, it holds the owner's rights.
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        runner = db.owner if superuser else conn.info.user
         rows = conn.execute(
             "SELECT jobname, schedule, command, database, username, jobid FROM cron.job WHERE jobname LIKE %s",
             (f"{db.key}-%",),
@@ -60,12 +64,12 @@ def sync(admin_dsn: str, db: Database, settings: Settings, path: Path | None = N
         existing = {row[0]: row[1:5] for row in rows}
         job_ids = {row[0]: row[5] for row in rows}
         for name, job in wanted.items():
-            state = (job.schedule, job.command, db.name, db.owner)
+            state = (job.schedule, job.command, db.name, runner)
             if existing.get(name) == state:
                 continue
             conn.execute(
                 "SELECT cron.schedule_in_database(%s, %s, %s, %s, %s, true)",
-                (name, job.schedule, job.command, db.name, db.owner),
+                (name, job.schedule, job.command, db.name, db.owner if superuser else None),
             )
             changed.append(("~" if name in existing else "+") + name)
         for name in existing.keys() - wanted.keys():

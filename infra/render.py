@@ -172,6 +172,9 @@ FILES: dict[str, tuple[str, int]] = {
 }
 
 
+# The files of a PostgreSQL agentdb runs itself (none for postgresMode external).
+_SERVER_FILES = {"postgresql.conf", "pg_hba.conf", "pgbackrest.conf"}
+
 # postgresql.conf lines that name this node's own paths or ports: Patroni sets them per node.
 _NODE_PARAMETERS = {
     "listen_addresses",
@@ -210,7 +213,8 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
     topology = topo.build(settings)
     context = {
         "topology": topology,
-        "primary_host": layout.host_of("haproxy") if topology.clustered else layout.postgres_host,
+        "primary_host": topology.external_host
+        or (layout.host_of("haproxy") if topology.clustered else layout.postgres_host),
         "settings": settings,
         "layout": layout,
         "pg": postgres_parameters(settings, layout.postgres_major),
@@ -226,6 +230,8 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
     files = {
         name: RenderedFile(env.get_template(template).render(**context), mode)
         for name, (template, mode) in FILES.items()
+        # An external server's configuration and backups are its provider's.
+        if not (topology.external and name in _SERVER_FILES)
     }
     if topology.clustered:
         # One Patroni file per node from one template; PostgreSQL's parameters are the ones

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import pgadmin, render, report, tools
+from infra import external, pgadmin, render, report, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
@@ -147,6 +147,14 @@ class LocalStack:
         secrets = self.secrets()
         if via == "replica" and not self.topology.clustered:
             raise ValueError("a stack without replicas (agentdb:replicas: 0) has no replica pool")
+        if self.topology.external and via == "postgres":
+            # The provider's server: the admin from the settings, its password from the environment.
+            if role == "admin":
+                return external.dsn(s, s.postgres_admin_user, external.admin_password(), db.name if db else "postgres")
+            if db is None:
+                raise ValueError(f"role {role!r} needs a database")
+            user = {"app": db.app_role, "readonly": db.readonly_role}[role]
+            return external.dsn(s, user, secrets[user], db.name)
         if role == "admin":
             if via != "postgres":
                 raise ValueError("the superuser connects to PostgreSQL directly, not through PgBouncer")
@@ -351,8 +359,11 @@ class LocalStack:
         s = self.settings
         if unit.kind == "postgres_exporter":
             # Its own PostgreSQL (a cluster node's, not HAProxy's): each node's metrics come from that node.
-            port = self.topology.unit(unit.target).port_of("postgres")
-            data_source = f"{s.bind_address}:{port}/postgres?sslmode={'require' if s.tls else 'disable'}"
+            if self.topology.external:
+                data_source = f"{s.postgres_host}:{s.postgres_port}/postgres?sslmode={s.postgres_ssl_mode}"
+            else:
+                port = self.topology.unit(unit.target).port_of("postgres")
+                data_source = f"{s.bind_address}:{port}/postgres?sslmode={'require' if s.tls else 'disable'}"
             return f'DATA_SOURCE_URI="{data_source}",DATA_SOURCE_USER="{sec.MONITOR_ROLE}",' + (
                 f'DATA_SOURCE_PASS_FILE="{self.secrets_dir / sec.MONITOR_ROLE}"'
             )
@@ -460,7 +471,7 @@ class LocalStack:
                 if owner:
                     os.chown(path, *owner)
         pg_data = Path(lay.postgres_data)
-        if not self.topology.clustered and not (pg_data / "PG_VERSION").exists():
+        if not self.topology.clustered and not self.topology.external and not (pg_data / "PG_VERSION").exists():
             progress(f"initialising PostgreSQL {self.pg_major} data directory")
             pg_data.mkdir(parents=True, exist_ok=True)
             os.chmod(pg_data, 0o700)
@@ -577,8 +588,13 @@ class LocalStack:
             tools.ensure_pgadmin(progress=progress)
         was_running = self.supervisor_running()
         states = self.process_states()
-        # Port conflicts are found before anything starts or changes.
+        # Port conflicts, and an external server that cannot be used, are found before anything starts or changes.
         self._check_ports(states)
+        if self.topology.external:
+            s = self.settings
+            where = f"{s.postgres_host}:{s.postgres_port}"
+            progress(f"checking the external PostgreSQL at {where} as {s.postgres_admin_user}")
+            external.preflight(s, external.admin_password())
         self._prepare(progress)
         services = self.services()
         conf = self._render_supervisord(services)
@@ -587,8 +603,10 @@ class LocalStack:
         try:
             if not was_running:
                 progress(f"starting supervisord for stack {self.name} ({self.state_dir})")
+                # The services inherit supervisord's environment; none of them needs the external admin's password.
+                env = {k: v for k, v in os.environ.items() if k != external.PASSWORD_ENV}
                 result = subprocess.run(
-                    [str(SUPERVISORD), "-c", str(self.supervisord_conf)], capture_output=True, text=True
+                    [str(SUPERVISORD), "-c", str(self.supervisord_conf)], capture_output=True, text=True, env=env
                 )
                 if result.returncode != 0:
                     raise StackError(f"supervisord failed to start: {result.stderr.strip()}")
@@ -602,7 +620,10 @@ class LocalStack:
                 from infra import cluster
 
                 cluster.wait_ready(self, progress)
-            backup.ensure_stanza(self, progress)
+            if self.topology.external:
+                progress("  backups              taken by the provider of the external server (no pgBackRest here)")
+            else:
+                backup.ensure_stanza(self, progress)
             progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
             baseline.apply(self, progress)
         except BaseException:

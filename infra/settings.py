@@ -18,6 +18,11 @@ from pydantic.alias_generators import to_camel
 from infra.databases import DATABASES, REPO_ROOT
 
 NAMESPACE = "agentdb"
+# Keys that only Pulumi's encrypted config may hold; in clear in a stack file they are refused.
+SECRET_KEYS = {
+    "postgresAdminPassword": "never in clear in a stack file: `pulumi config set --secret"
+    " agentdb:postgresAdminPassword` for Pulumi, or export AGENTDB_POSTGRES_ADMIN_PASSWORD for the local runner",
+}
 STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -42,7 +47,13 @@ class Settings(BaseModel):
 
     # Where services listen.
     bind_address: str = _f("127.0.0.1", "Address every service binds to in the local runner")
-    postgres_port: int = _f(5432, "PostgreSQL port; in a cluster node N listens on this port + N - 1", ge=1, le=65535)
+    postgres_port: int = _f(
+        5432,
+        "PostgreSQL port; in a cluster node N listens on this port + N - 1; with postgresMode external the"
+        " managed server's port",
+        ge=1,
+        le=65535,
+    )
     pgbouncer_port: int = _f(6432, "PgBouncer port (applications connect here)", ge=1, le=65535)
     redis_port: int = _f(6379, "Redis port", ge=1, le=65535)
     prometheus_port: int = _f(9090, "Prometheus port", ge=1, le=65535)
@@ -65,6 +76,19 @@ class Settings(BaseModel):
     haproxy_port: int = _f(5000, "Cluster: HAProxy read-write port, routed to the leader", ge=1, le=65535)
     haproxy_replica_port: int = _f(
         5001, "Cluster: HAProxy read-only port, routed to replicas within replicaMaxLag", ge=1, le=65535
+    )
+
+    # Where PostgreSQL runs: agentdb's own server (local), or one it does not own (external: RDS, Cloud SQL,
+    # Supabase, ...). The admin's password is a secret, never a setting (infra/external.py reads it).
+    postgres_mode: Literal["local", "external"] = _f(
+        "local", "local: agentdb runs PostgreSQL; external: it uses the server at postgresHost:postgresPort"
+    )
+    postgres_host: str = _f("localhost", "External: host name or address of the PostgreSQL agentdb does not run")
+    postgres_admin_user: str = _f(
+        "postgres", "External: the admin role agentdb connects as (CREATEROLE and CREATEDB; no superuser needed)"
+    )
+    postgres_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = _f(
+        "require", "External: libpq sslmode of every connection to the server (PgBouncer, exporter, migrations)"
     )
 
     # High availability: Patroni nodes with etcd as the DCS and HAProxy in front (infra/topology.py).
@@ -214,6 +238,21 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not an IP address") from None
         return value
 
+    @field_validator("postgres_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        # It lands in pgbouncer.ini and libpq URLs: one token of a DNS name or an address, nothing else.
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,253}", value):
+            raise ValueError(f"{value!r} is not a host name or address")
+        return value
+
+    @field_validator("postgres_admin_user")
+    @classmethod
+    def _role_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}", value):
+            raise ValueError(f"{value!r} is not a PostgreSQL role name (letters, digits, _ $ -; at most 63)")
+        return value
+
     @field_validator("log_rotation_age_min")
     @classmethod
     def _divides_a_day(cls, value: int) -> int:
@@ -249,6 +288,11 @@ class Settings(BaseModel):
             # Patroni needs ttl >= loop_wait + 2 * retry_timeout, and retry_timeout must stay >= loop_wait/2.
             raise ValueError(
                 f"patroniLoopWait ({self.patroni_loop_wait}) must be at most half of patroniTtl ({self.patroni_ttl})"
+            )
+        if self.postgres_mode == "external" and self.replicas:
+            # Replication of a server agentdb does not run is its provider's (read replicas, failover).
+            raise ValueError(
+                f"replicas ({self.replicas}) must be 0 with postgresMode external: the provider runs the replicas"
             )
         from infra import topology  # the topology says what runs, so it knows which ports must differ
 
@@ -313,6 +357,8 @@ def parse(config: dict[str, Any], source: str = "settings") -> Settings:
             continue  # other providers' keys (docker:host, ...) are Pulumi's business
         if isinstance(value, dict) and "secure" in value:
             continue  # Pulumi secrets are read by the Pulumi program, not here
+        if name in SECRET_KEYS:
+            raise SettingsError(f"{source}: {key}: {SECRET_KEYS[name]}")
         values[name] = value
     try:
         return Settings.model_validate(values)

@@ -71,12 +71,33 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class ExternalServer:
+    """A PostgreSQL agentdb does not run: where it is, how to reach it, as whom agentdb administers it."""
+
+    host: str
+    port: int
+    ssl_mode: str
+    admin_user: str
+
+
+@dataclass(frozen=True)
 class Topology:
     """The units, and the endpoints clients and PgBouncer use."""
 
     units: tuple[Unit, ...]
     primary_port: int  # where writes go: PostgreSQL itself, or HAProxy's read-write port
     replica_port: int | None  # HAProxy's read-only port; None without replicas
+    server: ExternalServer | None = None  # the server agentdb does not run (postgresMode external); None: its own
+
+    @property
+    def external(self) -> bool:
+        """True when PostgreSQL is a server agentdb does not run: no PostgreSQL unit, no backups of ours."""
+        return self.server is not None
+
+    @property
+    def external_host(self) -> str | None:
+        """The external server's host, None when agentdb runs PostgreSQL itself."""
+        return self.server.host if self.server else None
 
     @property
     def clustered(self) -> bool:
@@ -171,6 +192,10 @@ def build(settings: Settings) -> Topology:
         )
         database, servers = "haproxy", nodes
         primary_port, replica_port = s.haproxy_port, s.haproxy_replica_port
+    elif s.postgres_mode == "external":
+        # A topology with no PostgreSQL node: everything else points at the provider's server.
+        database, servers = None, []
+        primary_port, replica_port = s.postgres_port, None
     else:
         units.append(
             Unit(
@@ -206,6 +231,19 @@ def build(settings: Settings) -> Topology:
         )
         for i, node in enumerate(servers)
     ]
+    if database is None:
+        # One exporter, as the monitoring role, against the external server.
+        postgres_exporters = [
+            Unit(
+                "postgres_exporter",
+                "postgres_exporter",
+                "monitoring",
+                (_p("postgres_exporter", s.postgres_exporter_port, "postgres_exporter_port"),),
+                Health("http", s.postgres_exporter_port, "/metrics"),
+                files=("postgres_exporter_queries.yaml",),
+            )
+        ]
+    at_server = (database,) if database else ()
     units += [
         service(
             "pgbouncer",
@@ -213,7 +251,7 @@ def build(settings: Settings) -> Topology:
             "pgbouncer",
             "pgbouncer_port",
             Health("pgbouncer", s.pgbouncer_port),
-            after=(database,),
+            after=at_server,
             files=("pgbouncer.ini", "userlist.txt"),
         ),
         service(
@@ -264,16 +302,20 @@ def build(settings: Settings) -> Topology:
             files=("prometheus.yml",),
             data="prometheus",
         ),
-        service(
-            "backup_scheduler",
-            "backup_scheduler",
-            "backup",
-            None,
-            Health("process"),
-            after=(database,),
-            files=("pgbackrest.conf",),
-        ),
     ]
+    if database:
+        # The provider takes an external server's backups: no pgBackRest of ours.
+        units.append(
+            service(
+                "backup_scheduler",
+                "backup_scheduler",
+                "backup",
+                None,
+                Health("process"),
+                after=(database,),
+                files=("pgbackrest.conf",),
+            )
+        )
     if s.tools:
         units.append(
             service(
@@ -288,7 +330,12 @@ def build(settings: Settings) -> Topology:
                 data="pgadmin",
             )
         )
-    return Topology(tuple(units), primary_port, replica_port)
+    server = (
+        ExternalServer(s.postgres_host, s.postgres_port, s.postgres_ssl_mode, s.postgres_admin_user)
+        if database is None
+        else None
+    )
+    return Topology(tuple(units), primary_port, replica_port, server)
 
 
 def check_ports(settings: Settings) -> None:

@@ -13,7 +13,7 @@ import pulumi
 from pydantic.alias_generators import to_camel
 
 from infra import credentials as sec
-from infra import render
+from infra import external, render
 from infra import topology as topo
 from infra.program.cluster import Cluster
 from infra.program.common import POSTGRES_MAJOR, StackContext
@@ -67,9 +67,22 @@ def with_exporter_queries(files: dict[str, render.RenderedFile]) -> dict[str, re
     return {**files, "postgres_exporter_queries.yaml": render.RenderedFile(path.read_text())}
 
 
-def build(stack: str, settings: Settings, password_overrides: pulumi.Output | None = None) -> dict[str, object]:
-    """Create every resource of the stack and return the stack outputs."""
+def build(
+    stack: str,
+    settings: Settings,
+    password_overrides: pulumi.Output | None = None,
+    admin_password: pulumi.Output | None = None,
+) -> dict[str, object]:
+    """Create every resource of the stack and return the stack outputs.
+
+    `admin_password` is the secret `agentdb:postgresAdminPassword`, needed with postgresMode external.
+    """
     check_publishing(stack, settings)
+    if settings.postgres_mode == "external" and admin_password is None:
+        raise SettingsError(
+            f"Pulumi.{stack}.yaml: {external.PASSWORD_KEY}: not set; `pulumi config set --secret"
+            f" {external.PASSWORD_KEY}` with the password of agentdb:postgresAdminUser"
+        )
     topology = topo.build(settings)
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     keep = keep_data(settings)
@@ -91,20 +104,32 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
         volumes={key: volume.name for key, volume in net.volumes.items()},
     )
     # Writes go to the leader: through HAProxy's read-write port on a cluster, else to the one PostgreSQL.
-    if topology.clustered:
+    # An external server: every container but PostgreSQL's, and no backups of ours (the provider takes them).
+    primary: pulumi.Resource | None
+    if topology.external:
+        primary, address = None, settings.postgres_host
+    elif topology.clustered:
         cluster = Cluster("cluster", ctx)
         primary, address = cluster.primary, cluster.address
     else:
         postgres = Postgres("postgres", ctx)
         Backup("backup", ctx, postgres)
         primary, address = postgres.container, postgres.address
-    pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[primary])
+    at_server = [primary] if primary else []
+    pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=at_server)
     redis = Redis("redis", ctx)
     Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
     if settings.tools:
         Tools("tools", ctx, depends_on=[pgbouncer.container])
     schema = Schema(
-        "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
+        "schema",
+        settings,
+        address,
+        passwords.values,
+        keep,
+        depends_on=at_server,
+        port=topology.primary_port,
+        admin_password=admin_password,
     )
 
     host = settings.bind_address
@@ -137,3 +162,8 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
 
 def config_overrides(config: pulumi.Config) -> pulumi.Output | None:
     return config.get_secret_object(CONFIG_KEY)
+
+
+def config_admin_password(config: pulumi.Config) -> pulumi.Output | None:
+    """The external server's admin password, from the secret `agentdb:postgresAdminPassword` (None when unset)."""
+    return config.get_secret(external.PASSWORD_KEY.split(":", 1)[1])

@@ -42,7 +42,9 @@ PGADMIN_SOURCES = ("pgadmin_launcher.py",)
 
 def keys(settings: Settings) -> list[str]:
     """The images the stack's topology needs."""
-    skip = SINGLE_ONLY if topo.build(settings).clustered else CLUSTER_ONLY
+    topology = topo.build(settings)
+    # An external server needs neither: the provider runs PostgreSQL.
+    skip = SINGLE_ONLY | CLUSTER_ONLY if topology.external else SINGLE_ONLY if topology.clustered else CLUSTER_ONLY
     return [key for key in IMAGES if key not in skip]
 
 

@@ -51,7 +51,7 @@ class Monitoring(pulumi.ComponentResource):
         self,
         name: str,
         ctx: StackContext,
-        postgres: pulumi.Resource,
+        postgres: pulumi.Resource | None,
         pgbouncer: pulumi.Resource,
         redis: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
@@ -62,6 +62,8 @@ class Monitoring(pulumi.ComponentResource):
         topology = topo.build(s)
         # The exporter follows the leader, as in the local runner: HAProxy's read-write port on a cluster.
         primary_host = lay.host_of("haproxy") if topology.clustered else lay.postgres_host
+        if topology.external:
+            primary_host, sslmode = s.postgres_host, s.postgres_ssl_mode
         exporter_files = [secret_upload(ctx, sec.MONITOR_ROLE)]
         pg_exporter_cmd = [
             "prometheus-postgres-exporter",
@@ -78,7 +80,7 @@ class Monitoring(pulumi.ComponentResource):
 
         self.postgres_exporter = make(
             "postgres-exporter",
-            [postgres, pgbouncer],
+            [r for r in (postgres, pgbouncer) if r],
             command=pg_exporter_cmd,
             envs=[
                 f"DATA_SOURCE_URI={primary_host}:{topology.primary_port}/postgres?sslmode={sslmode}",
@@ -91,7 +93,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.pgbouncer_exporter = make(
             "pgbouncer-exporter",
-            [postgres, pgbouncer],
+            [r for r in (postgres, pgbouncer) if r],
             image="python",
             command=[
                 "python3",

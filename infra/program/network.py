@@ -22,7 +22,7 @@ def volumes(settings: Settings) -> list[str]:
     topology = topo.build(settings)
     data = [unit.data for unit in topology.units if unit.data]
     tools = TOOLS_VOLUMES if settings.tools else ()
-    return [*data, *(() if topology.clustered else SINGLE_EXTRA), *EXTRA, *tools]
+    return [*data, *(() if topology.clustered or topology.external else SINGLE_EXTRA), *EXTRA, *tools]
 
 
 class Network(pulumi.ComponentResource):

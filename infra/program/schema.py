@@ -16,7 +16,7 @@ import psycopg
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from infra import baseline, cron, migrations
+from infra import baseline, cron, external, migrations
 from infra import credentials as sec
 from infra.databases import DATABASES
 from infra.settings import Settings
@@ -102,6 +102,9 @@ class CronJobsProvider(ResourceProvider):
     """Inputs: admin_dsn (to `postgres`, where pg_cron lives), key, settings, jobs, keep_data."""
 
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
+        with psycopg.connect(props["admin_dsn"], autocommit=True) as conn:
+            if not external.capabilities(conn).cron:
+                return {**props, "changed": []}  # no pg_cron on the server: agentdb's scheduler runs the jobs
         changed = cron.sync(props["admin_dsn"], DATABASES[props["key"]], settings_of(props))
         return {**props, "changed": changed}
 
@@ -160,14 +163,23 @@ class Schema(pulumi.ComponentResource):
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
         port: int | None = None,
+        admin_password: pulumi.Input[str] | None = None,
     ):
         super().__init__("agentdb:index:Schema", name, None, opts)
         # On a cluster `host`:`port` is HAProxy's read-write port, so the schema goes to the leader.
         port = port or settings.postgres_port
         secret_props = ["admin_dsn", "passwords"]
-        dsn = pulumi.Output.secret(
-            pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(lambda args: admin_dsn(args[0], port, args[1]))
-        )
+        if settings.postgres_mode == "external":
+            # The provider's admin (CREATEROLE and CREATEDB), with the stack's sslmode.
+            dsn = pulumi.Output.secret(
+                pulumi.Output.from_input(admin_password).apply(
+                    lambda pw: external.dsn(settings, settings.postgres_admin_user, pw, "postgres")
+                )
+            )
+        else:
+            dsn = pulumi.Output.secret(
+                pulumi.Output.all(host, passwords[sec.SUPERUSER]).apply(lambda args: admin_dsn(args[0], port, args[1]))
+            )
         settings_doc = settings.model_dump(mode="json")
         base = Baseline(
             f"{name}-baseline",

@@ -333,7 +333,12 @@ asyncio.run(test_connection())
 
 
 def test_seed_001_quick_start_client_runs_through_pgbouncer(stack, tmp_path: Path):
-    url = urlsplit(stack.dsn(KEY, role="app", via="pgbouncer"))
+    check_quick_start(stack.dsn(KEY, role="app", via="pgbouncer"), tmp_path)
+
+
+def check_quick_start(dsn: str, tmp_path: Path) -> None:
+    """Run seed 001's quick-start client against `dsn` (its five connection values) and check what it prints."""
+    url = urlsplit(dsn)
     values = {
         "HOST": repr(url.hostname),
         "PORT": str(url.port),

@@ -30,6 +30,8 @@ CHANGED: dict[str, Any] = {
     "grafana_image": "grafana/grafana-oss:11.3.1",
     "databases": ["qlearning", "orchestrator", "afs"],
     "log_rotation_age_min": 30,  # must divide a day
+    "postgres_host": "db.example.com",
+    "postgres_admin_user": "agentdb_admin",
 }
 
 
@@ -73,7 +75,7 @@ def footprint(settings: Settings) -> dict[str, str]:
 
 
 # A key is read when changing it changes any shape of stack: a single server, a cluster, the tools on.
-BASES: list[dict[str, Any]] = [{}, {"replicas": 2}, {"tools": True}]
+BASES: list[dict[str, Any]] = [{}, {"replicas": 2}, {"tools": True}, {"postgres_mode": "external"}]
 _declared: dict[str, dict] = {}
 
 

@@ -1,7 +1,7 @@
 -- Seed 003, "query_logs" (migrations 005 and 006): query history with full-text search and, where
 -- the server has pgvector, semantic search; hybrid_search_query_logs() weights them 0.4 / 0.6.
 --
--- pgvector fallback: the `vector` extension is optional. When pg_available_extensions lists it,
+-- pgvector fallback: the `vector` extension is optional. When the server has it for this migrator,
 -- it is created (agentdb's baseline normally already did) and query_embedding is vector(1536) with
 -- an IVFFLAT index (cosine). When it does not (Debian 12's PostgreSQL 15), query_embedding is a
 -- real[] of exactly 1536 elements, there is no ANN index, and hybrid search degrades to full-text
@@ -11,7 +11,13 @@
 DO $$
 DECLARE
     migrator text := current_user;
-    has_vector boolean := EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector');
+    -- Installed, or one the migrator may create: a superuser, or any role when the server trusts it.
+    -- A managed server's admin (agentdb:postgresMode external) is no superuser.
+    has_vector boolean := EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
+        OR EXISTS (
+            SELECT 1 FROM pg_available_extension_versions AS v
+            WHERE v.name = 'vector' AND (v.trusted OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user))
+        );
 BEGIN
     IF has_vector AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
         RESET ROLE;  -- CREATE EXTENSION needs the superuser; then back to the owner

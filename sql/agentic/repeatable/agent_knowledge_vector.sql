@@ -11,7 +11,14 @@ DECLARE
     kept bigint;
 BEGIN
     IF to_regclass('public.agent_knowledge') IS NULL
-        OR NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
+        -- pgvector neither installed nor one the migrator may create (a managed server's admin is no superuser)
+        OR NOT (
+            EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
+            OR EXISTS (
+                SELECT 1 FROM pg_available_extension_versions AS v
+                WHERE v.name = 'vector' AND (v.trusted OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user))
+            )
+        )
         OR (
             SELECT format_type(atttypid, atttypmod) FROM pg_attribute
              WHERE attrelid = 'public.agent_knowledge'::regclass AND attname = 'embedding'
