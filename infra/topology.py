@@ -264,12 +264,13 @@ def build(settings: Settings) -> Topology:
             files=("prometheus.yml",),
             data="prometheus",
         ),
+        # It serves the backup metrics (repository, verify, drill) that Prometheus scrapes.
         service(
             "backup_scheduler",
             "backup_scheduler",
             "backup",
-            None,
-            Health("process"),
+            "backup_metrics_port",
+            Health("http", s.backup_metrics_port, "/metrics"),
             after=(database,),
             files=("pgbackrest.conf",),
         ),
