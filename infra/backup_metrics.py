@@ -33,7 +33,7 @@ def record(
     """Write the result of `job` (verify or drill) where the metrics read it (atomically, 0640)."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}; one of {', '.join(JOBS)}")
-    status_dir.mkdir(parents=True, exist_ok=True)
+    status_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
     doc = {"ok": ok, "finished": finished, "duration_s": round(duration_s, 3), "error": error, **extra}
     previous = read(status_dir, job)
     doc["last_success"] = finished if ok else previous.get("last_success")
@@ -61,7 +61,7 @@ def since(status_dir: Path) -> float:
     try:
         return float(json.loads(path.read_text())["since"])
     except (FileNotFoundError, json.JSONDecodeError, KeyError, ValueError):
-        status_dir.mkdir(parents=True, exist_ok=True)
+        status_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         now = time.time()
         path.write_text(json.dumps({"since": now}))
         return now

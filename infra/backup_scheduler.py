@@ -100,49 +100,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drill-every-days", type=int, default=7, help="days between restore drills")
     parser.add_argument("--bindir", help="PostgreSQL's bin directory; without it no drill runs here")
     parser.add_argument("--scratch", help="directory the drill restores into (a subdirectory, removed after)")
+    parser.add_argument(
+        "--once",
+        choices=["full", "diff", "verify", "drill"],
+        help="run this job now, once, and exit (status 1 when it fails) instead of the schedule",
+    )
     args = parser.parse_args(argv)
     env = {**os.environ, "PGPASSFILE": args.pgpassfile}
     status_dir = Path(args.status_dir)
     host, _, port = args.metrics_listen.rpartition(":")
     drill_days = args.drill_every_days if args.bindir else None
+    if args.once:
+        return 0 if run_job(args.once, args, env, status_dir) else 1
     backup_metrics.serve(host, int(port), args.config, args.stanza, env, status_dir, drill_enabled=bool(drill_days))
     while True:
         slot, job = next_job(dt.datetime.now(dt.UTC), drill_days)
         _log(f"next job: {job} at {slot:%Y-%m-%d %H:%M} UTC")
         while (wait := (slot - dt.datetime.now(dt.UTC)).total_seconds()) > 0:
             time.sleep(min(wait, 60))
-        _log(f"starting {job}")
-        if job == "verify":
-            ok = verify(args.config, args.stanza, env, status_dir)
-        elif job == "drill":
-            from infra import drill  # needs psycopg, which only the local runner's Python has
+        run_job(job, args, env, status_dir)
 
-            ok = drill.run_and_record(
-                Path(args.config),
-                args.stanza,
-                Path(args.pgpassfile),
-                Path(args.bindir),
-                Path(args.scratch),
-                status_dir,
-                progress=_log,
-            ).ok
-        else:
-            result = subprocess.run(
-                [
-                    "pgbackrest",
-                    f"--config={args.config}",
-                    f"--stanza={args.stanza}",
-                    "backup",
-                    f"--type={job}",
-                    "--log-level-console=info",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            sys.stdout.write(result.stdout + result.stderr)
-            ok = result.returncode == 0
-        _log(f"{job} {'done' if ok else 'FAILED'}")
+
+def run_job(job: str, args: argparse.Namespace, env: dict[str, str], status_dir: Path) -> bool:
+    """Run one job (a backup type, verify or drill), log its start and outcome; True when it passed."""
+    _log(f"starting {job}")
+    if job == "verify":
+        ok = verify(args.config, args.stanza, env, status_dir)
+    elif job == "drill":
+        from infra import drill  # needs psycopg, which only the local runner's Python has
+
+        result = drill.run_and_record(
+            Path(args.config),
+            args.stanza,
+            Path(args.pgpassfile),
+            Path(args.bindir),
+            Path(args.scratch),
+            status_dir,
+            progress=_log,
+        )
+        ok = result.ok
+        if not ok:
+            _log(result.error)
+    else:
+        taken = subprocess.run(
+            [
+                "pgbackrest",
+                f"--config={args.config}",
+                f"--stanza={args.stanza}",
+                "backup",
+                f"--type={job}",
+                "--log-level-console=info",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        sys.stdout.write(taken.stdout + taken.stderr)
+        ok = taken.returncode == 0
+    _log(f"{job} {'done' if ok else 'FAILED'}")
+    return ok
 
 
 if __name__ == "__main__":

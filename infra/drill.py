@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -104,7 +105,8 @@ def _tables(conn) -> dict[str, int]:
     names = [
         row[0]
         for row in conn.execute(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s)"
             " AND n.nspname NOT LIKE 'pg_temp%%' ORDER BY 1",
             (list(SYSTEM_SCHEMAS),),
@@ -127,7 +129,7 @@ def _check_indexes(conn) -> int:
     """bt_index_check on every valid B-tree index of the application schemas; the number checked."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")  # in the scratch copy only
     indexes = conn.execute(
-        "SELECT format('%I.%I', n.nspname, c.relname), c.oid FROM pg_index i"
+        "SELECT format('%%I.%%I', n.nspname, c.relname), c.oid FROM pg_index i"
         " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
         " JOIN pg_am a ON a.oid = c.relam"
         " WHERE a.amname = 'btree' AND c.relkind = 'i' AND i.indisvalid AND i.indisready"
@@ -140,6 +142,32 @@ def _check_indexes(conn) -> int:
         except Exception as exc:
             raise DrillError(f"amcheck: index {name} is corrupt: {str(exc).strip()}") from None
     return len(indexes)
+
+
+def _wait_promoted(
+    conninfo: str, data: Path, scratch: Path, run_as: str | None, pg_ctl: str, env: dict, progress: Progress
+) -> None:
+    """Wait until the copy has replayed to the end of the backup and accepts connections as a primary."""
+    import psycopg
+
+    started = time.monotonic()
+    last: Exception | None = None
+    while time.monotonic() - started < START_TIMEOUT_S:
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    progress(f"drill: the copy recovered and accepts connections ({time.monotonic() - started:.1f}s)")
+                    return
+        except psycopg.OperationalError as exc:
+            last = exc
+        # pg_ctl status exits 3 once the postmaster is gone: recovery failed, the log says why.
+        status = subprocess.run(_as(run_as, [pg_ctl, "-D", str(data), "status"]), capture_output=True, cwd="/")
+        if status.returncode != 0:
+            log = scratch / "postgres.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-10:] if log.exists() else []
+            raise DrillError("drill: the restored copy stopped during recovery:\n" + "\n".join(tail))
+        time.sleep(0.5)
+    raise DrillError(f"drill: the restored copy did not finish recovery within {START_TIMEOUT_S}s ({last})")
 
 
 def drill(
@@ -181,7 +209,7 @@ def drill(
     result = DrillResult(ok=False, duration_s=0.0)
     try:
         progress(f"drill: restoring the latest backup into {data}")
-        _run(
+        restored = _run(
             _as(
                 run_as,
                 [
@@ -195,17 +223,16 @@ def drill(
                     "--target-action=promote",
                     # The copy must never push WAL into the repository it was restored from.
                     "--archive-mode=off",
-                    "--log-level-console=warn",
+                    "--log-level-console=info",
                 ],
             ),
             env,
             "drill: pgbackrest restore",
             RESTORE_TIMEOUT_S,
         )
-        backup_label = (data / "backup_label").read_text(errors="replace") if (data / "backup_label").exists() else ""
-        result.backup = next(
-            (ln.split(":", 1)[1].strip() for ln in backup_label.splitlines() if ln.startswith("LABEL:")), ""
-        )
+        label = re.search(r"restore backup set (\S+)", restored)
+        result.backup = label.group(1).rstrip(",") if label else ""
+        progress(f"drill: restored backup {result.backup or '(label not reported)'}")
         if after_restore:
             after_restore(data)
         # Its own configuration: no TCP listener, no archiving, no pg_cron running the live jobs on
@@ -251,9 +278,8 @@ def drill(
 
         with psycopg.connect(dsn(live["host"], live["port"], "postgres"), autocommit=True) as conn:
             live_databases = _databases(conn)
+        _wait_promoted(dsn(str(sockets), port, "postgres"), data, scratch, run_as, pg_ctl, env, progress)
         with psycopg.connect(dsn(str(sockets), port, "postgres"), autocommit=True) as conn:
-            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                raise DrillError("drill: the restored copy is still in recovery after it started")
             copy_databases = _databases(conn)
         missing = sorted(set(live_databases) - set(copy_databases))
         if missing:
@@ -339,7 +365,7 @@ def run_and_record(
         f"drill: passed in {result.duration_s:.1f}s ({result.databases} databases, {result.tables} tables,"
         f" {result.rows} rows, {result.indexes} indexes checked)"
         if result.ok
-        else f"drill: FAILED after {result.duration_s:.1f}s: {result.error}"
+        else f"drill: FAILED after {result.duration_s:.1f}s (recorded in {status_dir / 'drill.json'})"
     )
     return result
 
