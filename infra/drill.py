@@ -51,6 +51,8 @@ Progress = Callable[[str], None]
 class DrillError(RuntimeError):
     """The drill failed: the message names the step and what was wrong."""
 
+    result: DrillResult | None = None  # what the drill had found when it failed
+
 
 @dataclass
 class DrillResult:
@@ -112,7 +114,15 @@ def _tables(conn) -> dict[str, int]:
             (list(SYSTEM_SCHEMAS),),
         )
     ]
-    return {name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in names}
+    counts = {}
+    for name in names:
+        try:
+            counts[name] = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        except Exception as exc:  # a corrupt page or a missing file: name the table it belongs to
+            raise DrillError(
+                f"drill: {conn.info.dbname}: counting the rows of {name} failed: {str(exc).strip()}"
+            ) from None
+    return counts
 
 
 def _databases(conn) -> list[str]:
@@ -306,10 +316,13 @@ def drill(
         result.ok = True
     except DrillError as exc:
         result.error = str(exc)
+        exc.result = result
         raise
     except Exception as exc:  # a database error in a check: name it as the drill's
         result.error = f"drill: {type(exc).__name__}: {str(exc).strip()}"
-        raise DrillError(result.error) from exc
+        error = DrillError(result.error)
+        error.result = result
+        raise error from exc
     finally:
         result.duration_s = time.monotonic() - started
         if started_server:
@@ -341,7 +354,7 @@ def run_and_record(
     try:
         result = drill(config, stanza, pgpass, bindir, scratch_root, progress, run_as, after_restore)
     except DrillError as exc:
-        result = DrillResult(ok=False, duration_s=time.monotonic() - started, error=str(exc))
+        result = exc.result or DrillResult(ok=False, duration_s=time.monotonic() - started, error=str(exc))
     backup_metrics.record(
         status_dir,
         "drill",
