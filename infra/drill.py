@@ -150,7 +150,9 @@ def _check_indexes(conn) -> int:
         try:
             conn.execute("SELECT bt_index_check(%s)", (oid,))
         except Exception as exc:
-            raise DrillError(f"amcheck: index {name} is corrupt: {str(exc).strip()}") from None
+            raise DrillError(
+                f"drill: {conn.info.dbname}: amcheck: index {name} is corrupt: {str(exc).strip()}"
+            ) from None
     return len(indexes)
 
 
