@@ -245,6 +245,9 @@ def drill(
         label = re.search(r"restore backup set (\S+)", restored)
         result.backup = label.group(1).rstrip(",") if label else ""
         progress(f"drill: restored backup {result.backup or '(label not reported)'}")
+        # A cluster's backups come from a replica, whose standby.signal would keep the copy following
+        # a leader forever instead of stopping at the end of the backup.
+        (data / "standby.signal").unlink(missing_ok=True)
         if after_restore:
             after_restore(data)
         # Its own configuration: no TCP listener, no archiving, no pg_cron running the live jobs on
