@@ -242,6 +242,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from infra import drill
+
+    stack = _stack(args)
+    require_running(stack)
+    print(f"restore drill of stack {stack.name}: the latest backup into a scratch copy, checked, removed", flush=True)
+    drill.run_local(stack, progress=_progress)
+    return 0
+
+
 def require_running(stack) -> None:
     """Refuse, naming the stack and how to start it, when its PostgreSQL is not running."""
     from infra.runner import StackError
@@ -355,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--to", required=True, help="ISO 8601 timestamp, UTC unless it has a zone")
     restore.set_defaults(func=cmd_restore)
 
+    sub.add_parser(
+        "drill",
+        parents=[common],
+        help="restore the latest backup into a scratch copy, check row counts and indexes, remove it",
+    ).set_defaults(func=cmd_drill)
+
     load_cmd = sub.add_parser("load", parents=[common], help="headless Locust against the seeds' targets")
     load_cmd.add_argument("--users", type=int, default=18, help="simulated agents (default 18, the seeds')")
     load_cmd.add_argument("--duration", default="60s", help="mixed phase: 60, 60s or 2m (default 60s)")
@@ -403,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.cluster import ClusterError
     from infra.cron import CronError
     from infra.external import ExternalError
+    from infra.drill import DrillError
     from infra.migrations import MigrationError
     from infra.report import ReportError
     from infra.runner import StackError
@@ -420,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ToolError, CronError, ReportError, ExternalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (MigrationError, BackupError, ClusterError) as exc:
+    except (MigrationError, BackupError, ClusterError, DrillError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

@@ -349,9 +349,14 @@ class LocalStack:
             )
             return shlex.join([str(Path(sys.executable)), "-m", "infra.pgadmin_launcher", *args])
         if unit.kind == "backup_scheduler":
+            from infra import drill
+
             return (
                 f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
                 f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
+                f" --status-dir {drill.status_dir(self)} --metrics-listen {host}:{unit.port}"
+                f" --drill-every-days {self.settings.backup_drill_interval_days}"
+                f" --bindir {self.pg_bindir} --scratch {self.data}"
             )
         raise StackError(f"the local runner has no program for units of kind {unit.kind!r} ({unit.name})")
 

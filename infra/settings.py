@@ -158,6 +158,12 @@ class Settings(BaseModel):
     agentic_audit_retention_days: int = _f(1095, "agentic: days the audit log is kept", gt=0)
     agentic_trust_rollup_after_days: int = _f(30, "agentic: days after which trust metrics roll up daily", gt=0)
     backup_retention_full: int = _f(2, "pgBackRest: full backups kept", ge=1)
+    backup_metrics_port: int = _f(
+        9199, "Backup scheduler's Prometheus metrics port (backups, verify, restore drill, repository)", ge=1, le=65535
+    )
+    backup_drill_interval_days: int = _f(
+        7, "Days between scheduled restore drills; RestoreDrillFailing warns after this + 1 day", ge=1, le=90
+    )
 
     # What PostgreSQL logs, for `agentdb report` (pgBadger). -1 turns a threshold off where PostgreSQL allows it.
     log_slow_statement_ms: int = _f(

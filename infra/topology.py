@@ -304,14 +304,15 @@ def build(settings: Settings) -> Topology:
         ),
     ]
     if database:
-        # The provider takes an external server's backups: no pgBackRest of ours.
+        # The provider takes an external server's backups: no pgBackRest of ours. Ours serves the
+        # backup metrics (repository, verify, drill) that Prometheus scrapes.
         units.append(
             service(
                 "backup_scheduler",
                 "backup_scheduler",
                 "backup",
-                None,
-                Health("process"),
+                "backup_metrics_port",
+                Health("http", s.backup_metrics_port, "/metrics"),
                 after=(database,),
                 files=("pgbackrest.conf",),
             )

@@ -38,7 +38,7 @@ SERVICES = [
     "prometheus",
     "backup_scheduler",
 ]
-LISTENING = [name for name in SERVICES if name != "backup_scheduler"]
+LISTENING = SERVICES
 AGENTDB = [sys.executable, "-m", "infra.cli"]
 
 

@@ -1,6 +1,6 @@
 """PostgreSQL overview: availability, the cluster, connections, throughput, slow statements, tables, maintenance."""
 
-from infra.dashboards import cluster
+from infra.dashboards import backup, cluster
 from infra.dashboards.common import RATE, dashboard, graph, row, single, top_table
 
 UID = "agentdb-postgres"
@@ -41,6 +41,7 @@ def build():
                 thresholds=[(None, "green"), (30, "orange"), (300, "red")],
             ),
             *cluster.panels(),
+            *backup.panels(),
             row("Connections"),
             graph("Connections by state", [("sum by (state) (agentdb_connections_count)", "{{state}}")]),
             graph("Connections by database", [("sum by (datname) (agentdb_connections_count)", "{{datname}}")]),

@@ -121,11 +121,16 @@ class Backup(pulumi.ComponentResource):
                 config,
                 f"--stanza={stanza}",
                 f"--pgpassfile={lay.secrets}/{BACKUP_PGPASS}",
+                # Verify results beside the repository, on PostgreSQL's volume; no drill here: the
+                # python image has no PostgreSQL to start a restored copy with.
+                f"--status-dir={lay.data_root}/backup-status",
+                f"--metrics-listen=0.0.0.0:{ctx.settings.backup_metrics_port}",
+                f"--drill-every-days={ctx.settings.backup_drill_interval_days}",
             ],
             # pgBackRest reads its configuration and the repository on the shared volume.
             health=["pgbackrest", config, f"--stanza={stanza}", "info", "--output=json"],
             uploads=[rendered_upload(ctx, BACKUP_CONFIG), pgpass],
-            port=0,  # listens nowhere
+            port=ctx.settings.backup_metrics_port,
             volumes=["postgres", "postgres-run"],
             depends_on=[postgres.container],
             extra={"working_dir": PYTHON_HOME},

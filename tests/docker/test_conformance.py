@@ -29,7 +29,7 @@ SERVICES = [
     "prometheus",
     "backup",
 ]
-# service -> the settings port it listens on (the backup container listens nowhere)
+# service -> the settings port it listens on (the backup container serves the backup metrics)
 PORTS = {
     "postgres": "postgres_port",
     "pgbouncer": "pgbouncer_port",
@@ -40,6 +40,7 @@ PORTS = {
     "webhook": "webhook_port",
     "alertmanager": "alertmanager_port",
     "prometheus": "prometheus_port",
+    "backup": "backup_metrics_port",
 }
 # file -> mode, in the container that reads it
 FILES = [

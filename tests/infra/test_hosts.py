@@ -35,7 +35,7 @@ def test_service_runs_as_the_unprivileged_user(host, stack, service):
 
 @pytest.mark.parametrize("service", LISTENING)
 def test_service_listens_on_its_port(host, stack, service):
-    port = stack.settings.ports()[service]
+    port = stack.local.topology.unit(service).port
     assert host.socket(f"tcp://{stack.settings.bind_address}:{port}").is_listening
 
 
@@ -109,5 +109,5 @@ def test_prometheus_reports_every_scrape_target_up(stack):
         if health and all(h == "up" for h in health.values()) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert set(health) == {"prometheus", "postgres", "pgbouncer", "redis", "alertmanager"}
+    assert set(health) == {"prometheus", "postgres", "pgbouncer", "redis", "alertmanager", "backup"}
     assert all(h == "up" for h in health.values()), health

@@ -19,6 +19,8 @@ EXPECTED = ["agentdb-postgres.json", "agentdb-pgbouncer.json", "agentdb-redis.js
 # qlearning's workload panels (issue 7), by a word each title must contain.
 QLEARNING_PANELS = ["upserts", "lookups/s", "latency", "trajectories", "cleanup", "cron runs", "refresh age"]
 # The cluster row of the PostgreSQL overview (issue 12), by a word each title must contain.
+# The Backups row of the PostgreSQL overview (issue 14): one panel per backup alert's source.
+BACKUP_PANELS = ["repository", "full or diff backup", "wal archiving failing", "verify", "restore drill"]
 CLUSTER_PANELS = ["leaders", "members", "replicas streaming", "sync standby", "role", "lag", "timeline", "etcd"]
 
 
@@ -72,3 +74,9 @@ def test_postgres_overview_has_a_cluster_row_panel(word):
     doc = json.loads(GENERATED["agentdb-postgres.json"])
     titles = _row_titles(doc, "Cluster (Patroni and etcd)")
     assert any(word in t for t in titles), f"no cluster panel about {word!r} in {titles}"
+
+
+@pytest.mark.parametrize("word", BACKUP_PANELS)
+def test_postgres_overview_shows_the_backups(word):
+    titles = [t.lower() for t in _row_titles(json.loads(GENERATED["agentdb-postgres.json"]), "Backups")]
+    assert any(word in t for t in titles), f"no panel about {word!r} in the Backups row: {titles}"

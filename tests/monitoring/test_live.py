@@ -22,7 +22,7 @@ from infra.render import CONFIG_DIR
 from tests.monitoring.rules import rules
 
 DASHBOARD_DIR = CONFIG_DIR / "grafana" / "dashboards"
-JOBS = ["prometheus", "postgres", "pgbouncer", "redis", "alertmanager"]
+JOBS = ["prometheus", "postgres", "pgbouncer", "redis", "alertmanager", "backup"]
 # Grafana's variables, as Prometheus needs them to parse the expression.
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",
@@ -140,6 +140,9 @@ CORE_SERIES = [(f"up-{job}", f'up{{job="{job}"}} == 1') for job in JOBS] + [
     ("redis-memory", "redis_memory_used_bytes"),
     # Needs the baseline to grant agentdb_monitor read access to pg_cron (docs/monitoring.md, "Privileges").
     ("cron-runs", "agentdb_cron_runs_last_hour"),
+    # WAL archiving and the backup scheduler's repository probe (issue 14).
+    ("wal-archiver", "agentdb_archiver_failed_count"),
+    ("backup-repository", "agentdb_backup_repository_up == 1"),
 ]
 
 

@@ -50,6 +50,11 @@ SPECIFIED_ALERTS = [
     "MaterializedViewStale",
     "NextMonthPartitionMissing",
     "TTLCleanupBacklog",
+    # backups (issue 14)
+    "BackupTooOld",
+    "WALArchivingFailing",
+    "RestoreDrillFailing",
+    "BackupRepositoryDown",
     # the cluster's (issue 12), rendered when agentdb:replicas > 0
     "PatroniNoLeader",
     "PatroniMembersMissing",

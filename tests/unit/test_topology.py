@@ -89,7 +89,7 @@ def test_replicas_0_is_todays_stack_on_todays_ports():
         "webhook": 9095,
         "alertmanager": 9093,
         "prometheus": 9090,
-        "backup_scheduler": 0,
+        "backup_scheduler": 9199,
     }
 
 
@@ -134,7 +134,7 @@ def test_cluster_endpoints_are_haproxys_ports():
         ("pg-2", "http", 8009, "/health"),
         ("haproxy", "postgres", 5000, ""),
         ("pgbouncer", "pgbouncer", 6432, ""),
-        ("backup_scheduler", "process", 0, ""),
+        ("backup_scheduler", "http", 9199, "/metrics"),
     ],
 )
 def test_health_checks_are_data(unit, kind, port, path):
