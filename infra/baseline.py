@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from infra import credentials as sec
-from infra import cron, migrations
+from infra import cron, migrations, scheduler
 from infra.databases import Database
 from infra.settings import Settings
 
@@ -177,7 +177,16 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
 
 
 def schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
-    """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI)."""
+    """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI).
+
+    On a server agentdb does not own, pg_cron may be missing: our scheduler runs the jobs then.
+    """
+    if target.settings.postgres_mode == "external":
+        with psycopg.connect(target.dsn(None), autocommit=True) as conn:
+            reason = scheduler.pg_cron_unusable(conn)
+        if reason:
+            progress(f"  {db.key:<12} cron: the agentdb scheduler runs its jobs ({reason})")
+            return
     changed = cron.sync(target.dsn(None), db, target.settings)
     if changed:
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")

@@ -67,6 +67,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = stack.status()
     print(format_status(rows))
     whole = all(r.health == "healthy" for r in rows)
+    if stack.supervisor_running():
+        import psycopg
+
+        from infra import scheduler
+
+        print()
+        try:
+            print(scheduler.describe(stack.dsn(None), stack.settings))
+        except psycopg.Error as exc:
+            print(f"CRON JOBS: cannot tell, PostgreSQL did not answer: {exc}")
+            whole = False
     if stack.topology.clustered and stack.supervisor_running():
         from infra import cluster
 

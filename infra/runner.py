@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import pgadmin, render, report, tools
+from infra import pgadmin, render, report, scheduler, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
@@ -345,6 +345,11 @@ class LocalStack:
                 f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
                 f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
             )
+        if unit.kind == "scheduler":
+            return (
+                f"{Path(sys.executable)} -m infra.scheduler --config {self.etc / unit.files[0]}"
+                f" --pgpassfile {self.secrets_dir / scheduler.PGPASS_FILE}"
+            )
         raise StackError(f"the local runner has no program for units of kind {unit.kind!r} ({unit.name})")
 
     def _environment(self, unit: topo.Unit) -> str:
@@ -490,6 +495,11 @@ class LocalStack:
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
             files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)
+        if self.topology.of_kind("scheduler"):
+            # The jobs of sql/<db>/cron.yaml for our scheduler, and the admin's password as a 0600 pgpass.
+            config, pgpass = scheduler.write_config(self.dsn(None), self.settings)
+            files[scheduler.CONFIG_FILE] = render.RenderedFile(config)
+            render.write({scheduler.PGPASS_FILE: render.RenderedFile(pgpass, 0o600)}, self.secrets_dir, owner)
         render.write(files, self.etc, owner)
         return secrets
 

@@ -67,6 +67,11 @@ class Settings(BaseModel):
         5001, "Cluster: HAProxy read-only port, routed to replicas within replicaMaxLag", ge=1, le=65535
     )
 
+    # Where PostgreSQL runs: started by agentdb (local), or a server agentdb does not own (external).
+    postgres_mode: Literal["local", "external"] = _f(
+        "local", "local: agentdb runs PostgreSQL; external: a managed server (RDS, Cloud SQL, Supabase, ...)"
+    )
+
     # High availability: Patroni nodes with etcd as the DCS and HAProxy in front (infra/topology.py).
     replicas: int = _f(
         0, "Replicas beside the leader; 0 runs one PostgreSQL without Patroni, etcd or HAProxy", ge=0, le=8

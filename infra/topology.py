@@ -274,6 +274,9 @@ def build(settings: Settings) -> Topology:
             files=("pgbackrest.conf",),
         ),
     ]
+    if s.postgres_mode == "external":
+        # A managed server may lack pg_cron: then our scheduler runs the cron jobs (infra/scheduler.py).
+        units.append(service("scheduler", "scheduler", "scheduler", None, Health("process"), files=("scheduler.json",)))
     if s.tools:
         units.append(
             service(
