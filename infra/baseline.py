@@ -108,8 +108,12 @@ def apply_cluster(conn: psycopg.Connection, settings: Settings, secrets: dict[st
         )
 
 
-def apply_database(conn: psycopg.Connection, db: Database) -> None:
-    """Extensions, schema ownership and default privileges inside one database (one transaction)."""
+def apply_database(conn: psycopg.Connection, db: Database, with_partman: bool | None = None) -> None:
+    """Extensions, schema ownership and default privileges inside one database (one transaction).
+
+    pg_partman is created when `with_partman` says so, by default when the server offers it; without
+    it the schemas make their partitions with their own function (sql/orchestrator/README.md).
+    """
     ident = sql.Identifier
     owner, app, ro = ident(db.owner), ident(db.app_role), ident(db.readonly_role)
     with conn.transaction():
@@ -118,18 +122,23 @@ def apply_database(conn: psycopg.Connection, db: Database) -> None:
         for ext in OPTIONAL_EXTENSIONS:
             if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (ext,)).fetchone():
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
-        conn.execute(sql.SQL("GRANT ALL ON SCHEMA partman TO {}").format(owner))
-        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS", "PROCEDURES"):
-            conn.execute(sql.SQL("GRANT ALL ON ALL {} IN SCHEMA partman TO {}").format(sql.SQL(kind), owner))
+        if with_partman is None:
+            with_partman = bool(
+                conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_partman'").fetchone()
+            )
+        if with_partman:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
+            conn.execute(sql.SQL("GRANT ALL ON SCHEMA partman TO {}").format(owner))
+            for kind in ("TABLES", "SEQUENCES", "FUNCTIONS", "PROCEDURES"):
+                conn.execute(sql.SQL("GRANT ALL ON ALL {} IN SCHEMA partman TO {}").format(sql.SQL(kind), owner))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
+            # pg_partman's functions come executable by PUBLIC; only the owner (pg_cron, the maintenance
+            # functions) runs them. Applied on every `up`, so an ALTER EXTENSION UPDATE cannot widen it.
+            conn.execute("REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA partman FROM PUBLIC")
         conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(app, ro))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA partman TO {}, {}").format(app, ro))
-        # pg_partman's functions come executable by PUBLIC; only the owner (pg_cron, the maintenance
-        # functions) runs them. Applied on every `up`, so an ALTER EXTENSION UPDATE cannot widen it.
-        conn.execute("REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA partman FROM PUBLIC")
         defaults = [
             "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
@@ -198,6 +207,11 @@ def apply(target: Target, progress: Callable[[str], None] = print) -> None:
     with psycopg.connect(target.dsn(None), autocommit=True) as conn:
         apply_cluster(conn, target.settings, secrets)
         available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
+    if "pg_partman" not in available:
+        progress(
+            "  extension pg_partman is not offered by this server: orchestrator and agentic make their monthly"
+            " partitions with their own function, from the partition-maintenance cron job"
+        )
     for ext in OPTIONAL_EXTENSIONS:
         if ext not in available:
             progress(f"  extension {ext} is not installed on this server: schemas use their fallbacks (make deps)")
