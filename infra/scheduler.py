@@ -307,10 +307,12 @@ class _Slot:
 class Scheduler:
     """The loop: decides who runs each database's jobs, starts due runs, records results."""
 
-    def __init__(self, config_path: Path, force: bool = False):
-        """`force` runs every job here even where pg_cron could (trials, tests, a pg_cron that does not run)."""
+    def __init__(self, config_path: Path, force: bool = False, heartbeat: Path | None = None):
+        """`force` runs every job here even where pg_cron could (trials, tests, a pg_cron that does not run);
+        `heartbeat` is a file touched on every turn of the loop, for a container's health check."""
         self.config_path = config_path
         self.force = force
+        self.heartbeat = heartbeat
         self.stop = threading.Event()
         self.config = read_config(config_path)
         self._mtime = config_path.stat().st_mtime_ns
@@ -442,6 +444,8 @@ class Scheduler:
                     log(f"could not check who runs the jobs: {_first_line(exc)}")
                 next_check = now + dt.timedelta(seconds=self.config.recheck_s)
             self.tick(now)
+            if self.heartbeat:
+                self.heartbeat.touch()
             wake = min([next_check, *(s.due for s in self.slots.values())])
             self.stop.wait(max(0.05, min(1.0, (wake - dt.datetime.now(dt.UTC)).total_seconds())))
         self._shutdown()
@@ -466,11 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help=f"the stack's {CONFIG_FILE}")
     parser.add_argument("--pgpassfile", help="libpq password file with the admin's password")
     parser.add_argument("--force", action="store_true", help="run the jobs here even where pg_cron could")
+    parser.add_argument("--heartbeat", type=Path, help="touch this file on every turn of the loop (health checks)")
     args = parser.parse_args(argv)
     if args.pgpassfile:
         os.environ["PGPASSFILE"] = args.pgpassfile
     try:
-        scheduler = Scheduler(args.config, force=args.force)
+        scheduler = Scheduler(args.config, force=args.force, heartbeat=args.heartbeat)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

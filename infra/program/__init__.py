@@ -24,6 +24,7 @@ from infra.program.passwords import CONFIG_KEY, Passwords
 from infra.program.pgbouncer import PgBouncer
 from infra.program.postgres import Backup, Postgres
 from infra.program.redis import Redis
+from infra.program.scheduler import Scheduler
 from infra.program.schema import Schema
 from infra.program.tools import Tools
 from infra.settings import NAMESPACE, Settings, SettingsError, parse
@@ -103,6 +104,15 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
     if settings.tools:
         Tools("tools", ctx, depends_on=[pgbouncer.container])
+    if topology.of_kind("scheduler"):
+        # Runs the cron jobs where pg_cron cannot, as the admin the schema resources connect as.
+        admin_dsn = passwords.values[sec.SUPERUSER].apply(
+            lambda pw: (
+                f"postgresql://{sec.SUPERUSER}:{quote(pw, safe='')}@{layout.postgres_host}"
+                f":{topology.primary_port}/postgres"
+            )
+        )
+        Scheduler("scheduler", ctx, admin_dsn, depends_on=[primary])
     schema = Schema(
         "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
     )
