@@ -54,6 +54,7 @@ class Service:
     stopsignal: str = "TERM"
     environment: str = ""
     scheme: str = "tcp"
+    autostart: bool = True  # False: `up` starts it once the baseline is applied
 
 
 @dataclass
@@ -214,6 +215,7 @@ class LocalStack:
                 stopsignal="INT" if unit.kind in {"postgres", "pgbouncer"} else "TERM",
                 environment=self._environment(unit),
                 scheme=_scheme(unit),
+                autostart=not unit.after_baseline,
             )
             for unit in topology.units
         ]
@@ -591,6 +593,7 @@ class LocalStack:
         self._check_ports(states)
         self._prepare(progress)
         services = self.services()
+        early = [svc for svc in services if svc.autostart]
         conf = self._render_supervisord(services)
         render.write({"supervisord.conf": render.RenderedFile(conf, 0o600)}, self.etc, None)
         started_now = False
@@ -606,8 +609,8 @@ class LocalStack:
             else:
                 self._ctl("reread")
                 self._ctl("update")
-                self._ctl("start", "all")
-            self._wait_healthy(services, progress)
+                self._ctl("start", *(svc.name for svc in early))
+            self._wait_healthy(early, progress)
             if self.topology.clustered:
                 from infra import cluster
 
@@ -615,6 +618,10 @@ class LocalStack:
             backup.ensure_stanza(self, progress)
             progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
             baseline.apply(self, progress)
+            late = [svc for svc in services if not svc.autostart]
+            if late:
+                self._ctl("start", *(svc.name for svc in late))
+                self._wait_healthy(late, progress)
         except BaseException:
             if started_now:
                 self._shutdown()

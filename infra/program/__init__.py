@@ -104,18 +104,20 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
     if settings.tools:
         Tools("tools", ctx, depends_on=[pgbouncer.container])
+    schema = Schema(
+        "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
+    )
+
     if topology.of_kind("scheduler"):
-        # Runs the cron jobs where pg_cron cannot, as the admin the schema resources connect as.
+        # Runs the cron jobs where pg_cron cannot, as the admin the schema resources connect as; it starts
+        # after them (migrations and cron sync), as the local runner starts it after the baseline.
         admin_dsn = passwords.values[sec.SUPERUSER].apply(
             lambda pw: (
                 f"postgresql://{sec.SUPERUSER}:{quote(pw, safe='')}@{layout.postgres_host}"
                 f":{topology.primary_port}/postgres"
             )
         )
-        Scheduler("scheduler", ctx, admin_dsn, depends_on=[primary])
-    schema = Schema(
-        "schema", settings, address, passwords.values, keep, depends_on=[primary], port=topology.primary_port
-    )
+        Scheduler("scheduler", ctx, admin_dsn, depends_on=[schema])
 
     host = settings.bind_address
     connections = {}

@@ -43,3 +43,10 @@ def test_its_jobs_file_has_every_databases_jobs_and_the_password_only_its_0600_p
     assert uploads["scheduler.json"]["permissions"] == "0644"
     assert uploads["scheduler.pgpass"]["permissions"] == "0600"
     assert uploads["scheduler.pgpass"]["content"].endswith(f":{password}\n")
+
+
+def test_it_starts_after_the_schema_resources(external):
+    # Migrations and cron sync first, so it finds pg_cron as they left it (as the runner: after the baseline).
+    deps = external.containers()["scheduler"].dependencies
+    for key in external.settings.databases:
+        assert any(dep.endswith(f"::schema-{key}-cron") for dep in deps), deps
