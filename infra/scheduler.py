@@ -55,7 +55,19 @@ RUNNER_NAMES = {PG_CRON: "pg_cron", AGENTDB: "the agentdb scheduler"}
 _SECONDS = re.compile(r"^\s*([1-9]|[1-5][0-9])\s+seconds?\s*$")
 
 # The columns the monitoring role may read: not last_message, which can carry data from an error.
-_MONITORED = ("jobname", "database", "runner", "last_start", "last_end", "last_status", "runs", "failures", "skipped")
+_MONITORED = (
+    "jobname",
+    "database",
+    "runner",
+    "first_start",
+    "last_start",
+    "last_end",
+    "last_success_end",
+    "last_status",
+    "runs",
+    "failures",
+    "skipped",
+)
 
 
 class ConfigError(ValueError):
@@ -220,7 +232,8 @@ def ensure_state(conn: psycopg.Connection, monitor_role: str) -> None:
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
             " jobname text PRIMARY KEY, database text NOT NULL, schedule text NOT NULL, runner text NOT NULL,"
-            " last_start timestamptz, last_end timestamptz, last_status text, last_message text,"
+            " first_start timestamptz, last_start timestamptz, last_end timestamptz, last_success_end timestamptz,"
+            " last_status text, last_message text,"
             " runs bigint NOT NULL DEFAULT 0, failures bigint NOT NULL DEFAULT 0, skipped bigint NOT NULL DEFAULT 0)"
         ).format(table)
     )
@@ -356,6 +369,9 @@ class Scheduler:
                 if self.runners.get(db.key) != runner:
                     why = "forced" if self.force else (reason or "pg_cron is usable")
                     log(f"{db.key}: {RUNNER_NAMES[runner]} runs its {len(db.jobs)} jobs ({why})")
+                    if self.runners.get(db.key) == AGENTDB:
+                        # pg_cron came after us: only a sync (the baseline's) gives it the jobs.
+                        log(f"{db.key}: `agentdb up` or `agentdb migrate` schedules its jobs in pg_cron")
                 self.runners[db.key] = runner
                 rows += [(j.name, db.name, j.schedule.text, runner) for j in db.jobs]
             # Jobs no longer declared leave the table, as sync unschedules them from pg_cron.
@@ -392,7 +408,11 @@ class Scheduler:
     def _run(self, slot: _Slot) -> None:
         job, db = slot.job, slot.db
         started = dt.datetime.now(dt.UTC)
-        self._record("UPDATE {table} SET last_start = %(t)s WHERE jobname = %(name)s", {"t": started, "name": job.name})
+        self._record(
+            "UPDATE {table} SET last_start = %(t)s, first_start = coalesce(first_start, %(t)s)"
+            " WHERE jobname = %(name)s",
+            {"t": started, "name": job.name},
+        )
         status, message = "succeeded", ""
         try:
             with self._connect(db.name, autocommit=True) as conn:
@@ -411,6 +431,7 @@ class Scheduler:
             log(f"job {job.name} succeeded in {took:.2f}s")
         self._record(
             "UPDATE {table} SET last_end = now(), last_status = %(status)s, last_message = %(message)s,"
+            " last_success_end = CASE WHEN %(failed)s = 0 THEN now() ELSE last_success_end END,"
             " runs = runs + 1, failures = failures + %(failed)s WHERE jobname = %(name)s",
             {"status": status, "message": message, "failed": int(status == "failed"), "name": job.name},
         )

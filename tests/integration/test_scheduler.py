@@ -15,10 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from infra import credentials as sec
 from infra import scheduler
-from infra.databases import DATABASES
+from infra.databases import DATABASES, REPO_ROOT
 
 DB = DATABASES["qlearning"]
 TABLE = "scheduler_test_runs"
@@ -168,15 +169,31 @@ def test_status_says_the_agentdb_scheduler_runs_them_with_each_last_run(forced):
         assert f"{key:<12}  pg_cron" in lines
 
 
-def test_the_monitoring_role_reads_the_runs_but_not_the_messages(stack, forced):
+def _as_monitor(stack) -> psycopg.Connection:
     s = stack.settings
     password = stack.local.secrets()[sec.MONITOR_ROLE]
     url = f"postgresql://{sec.MONITOR_ROLE}@{s.bind_address}:{s.postgres_port}/postgres"
-    with psycopg.connect(url, password=password, autocommit=True) as conn:
+    return psycopg.connect(url, password=password, autocommit=True)
+
+
+def test_the_monitoring_role_reads_the_runs_but_not_the_messages(stack, forced):
+    with _as_monitor(stack) as conn:
         table = f"{scheduler.STATE_SCHEMA}.{scheduler.STATE_TABLE}"
         conn.execute(f"SELECT jobname, runner, last_status, runs, failures, skipped FROM {table}").fetchall()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"SELECT last_message FROM {table}")
+
+
+def test_the_exporters_cron_job_query_reports_its_jobs_as_pg_crons(stack, forced):
+    # The query postgres_exporter runs as the monitoring role: the CronJobFailed and staleness rules read it.
+    queries = yaml.safe_load((REPO_ROOT / "config" / "postgres_exporter_queries.yaml").read_text())
+    with _as_monitor(stack) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(queries["agentdb_cron_job"]["query"]).fetchall()}
+    tick, fail = rows["qlearning-sched-tick"], rows["qlearning-sched-fail"]
+    assert (tick[0], fail[0]) == (DB.name, DB.name)
+    assert (tick[2], fail[2]) == (0, 1)  # last_run_failed
+    # Never succeeded: its age counts from its first run, which came before the tick's last success.
+    assert 0 <= tick[1] < fail[1] < 60
 
 
 def test_without_force_it_leaves_the_jobs_to_a_usable_pg_cron(stack, forced):
