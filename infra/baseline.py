@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from infra import credentials as sec
-from infra import cron, migrations, scheduler
+from infra import cron, migrations
 from infra.databases import Database
 from infra.settings import Settings
 
@@ -190,12 +190,10 @@ def schedule(target: Target, db: Database, progress: Callable[[str], None]) -> N
 
     On a server agentdb does not own, pg_cron may be missing: our scheduler runs the jobs then.
     """
-    if target.settings.postgres_mode == "external":
-        with psycopg.connect(target.dsn(None), autocommit=True) as conn:
-            reason = scheduler.pg_cron_unusable(conn)
-        if reason:
-            progress(f"  {db.key:<12} cron: the agentdb scheduler runs its jobs ({reason})")
-            return
+    reason = cron.deferred(target.dsn(None), target.settings)
+    if reason:
+        progress(f"  {db.key:<12} cron: the agentdb scheduler runs its jobs ({reason})")
+        return
     changed = cron.sync(target.dsn(None), db, target.settings)
     if changed:
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")

@@ -10,7 +10,7 @@ import psycopg
 import yaml
 
 from infra.databases import Database
-from infra.scheduler import Schedule
+from infra.scheduler import Schedule, pg_cron_unusable
 from infra.settings import Settings
 
 
@@ -52,6 +52,15 @@ def jobs(db: Database, settings: Settings, path: Path | None = None) -> list[Job
     if len(set(names)) != len(names):
         raise CronError(f"{path}: a job name is declared twice")
     return out
+
+
+def deferred(admin_dsn: str, settings: Settings) -> str | None:
+    """Why our scheduler, not pg_cron, runs the jobs (a server agentdb does not own, without a usable
+    pg_cron: infra/scheduler.py), or None when they are synced into pg_cron."""
+    if settings.postgres_mode != "external":
+        return None
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        return pg_cron_unusable(conn)
 
 
 def sync(admin_dsn: str, db: Database, settings: Settings, path: Path | None = None) -> list[str]:
