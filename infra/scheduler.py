@@ -34,7 +34,7 @@ import re
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +310,6 @@ class _Slot:
     due: dt.datetime
     thread: threading.Thread | None = None
     conn: psycopg.Connection | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def running(self) -> bool:
@@ -400,7 +399,8 @@ class Scheduler:
                 if old and old.job == job and (old.db.name, old.db.owner) == (db.name, db.owner):
                     wanted[job.name] = old
                 else:
-                    wanted[job.name] = _Slot(db, job, job.schedule.next_after(now))
+                    # A changed job keeps its run in progress, so the new one cannot overlap it.
+                    wanted[job.name] = _Slot(db, job, job.schedule.next_after(now), old.thread if old else None)
         # A run of a job that left the file finishes; it is only not started again.
         self.slots = wanted
 
