@@ -271,14 +271,13 @@ def describe(admin_dsn: str, settings: Any) -> str:
             lines.append(f"{db.key:<{width}}  {RUNNER_NAMES[AGENTDB]}")
             name_width = max(len(r["jobname"]) for r in mine)
             for r in mine:
-                if r["last_start"] is None:
-                    last = "never run"
-                elif r["last_end"] is None or r["last_end"] < r["last_start"]:
-                    last = f"running since {r['last_start']:%Y-%m-%d %H:%M:%S} UTC"
-                else:
-                    last = f"last run {r['last_start']:%Y-%m-%d %H:%M:%S} UTC {r['last_status']}"
-                    if r["last_status"] == "failed":
-                        last += f": {r['last_message']}"
+                parts = []
+                if r["last_start"] is not None and (r["last_end"] is None or r["last_end"] < r["last_start"]):
+                    parts.append(f"running since {r['last_start']:%Y-%m-%d %H:%M:%S} UTC")
+                if r["last_end"] is not None:
+                    result = r["last_status"] + (f": {r['last_message']}" if r["last_status"] == "failed" else "")
+                    parts.append(f"last run ended {r['last_end']:%Y-%m-%d %H:%M:%S} UTC, {result}")
+                last = "; ".join(parts) or "never run"
                 counts = f"runs {r['runs']}, failed {r['failures']}, skipped {r['skipped']}"
                 lines.append(f"  {r['jobname']:<{name_width}}  {last} ({counts})")
         elif reason is None:

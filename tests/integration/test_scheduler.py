@@ -7,6 +7,7 @@ qlearning_db: who ran them, and when each run started and ended.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -207,3 +208,37 @@ def test_without_force_it_leaves_the_jobs_to_a_usable_pg_cron(stack, forced):
     assert "starting" not in text
     assert _sql(stack, f"SELECT count(*) FROM {TABLE}")[0][0] == before
     assert {r["runner"] for r in _state(stack) if r["jobname"].startswith("qlearning-sched-")} == {"pg_cron"}
+
+
+def test_where_pg_cron_is_not_installed_it_runs_the_jobs_itself(stack, forced):
+    # Seen from qlearning_db the server has no pg_cron (it lives in `postgres`): the admin's database
+    # of an external server without it. The scheduler then keeps its table there too.
+    tmp = forced["tmp"]
+    assert _sql(stack, "SELECT to_regnamespace(%s)", (scheduler.STATE_SCHEMA,))[0][0] is None
+    before = _sql(stack, f"SELECT count(*) FROM {TABLE} WHERE job = 'tick'")[0][0]
+    config = json.loads((tmp / "scheduler.json").read_text())
+    (tmp / "scheduler.json").write_text(json.dumps({**config, "admin_database": DB.name}))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "infra.scheduler",
+            "--config",
+            str(tmp / "scheduler.json"),
+            "--pgpassfile",
+            str(tmp / "pgpass"),
+        ],
+        stdout=(tmp / "no-pg-cron.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(5)
+        code, _ = _stop(proc)
+        text = (tmp / "no-pg-cron.log").read_text()
+        assert code == 0, text
+        assert "qlearning: the agentdb scheduler runs its 3 jobs (the pg_cron extension is not installed" in text
+        assert _sql(stack, f"SELECT count(*) FROM {TABLE} WHERE job = 'tick'")[0][0] >= before + 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _sql(stack, f"DROP SCHEMA IF EXISTS {scheduler.STATE_SCHEMA} CASCADE")
