@@ -172,10 +172,14 @@ def _apply_databases(cur: psycopg.Cursor, settings: Settings, secrets: dict[str,
     return []
 
 
-def apply_database(conn: psycopg.Connection, db: Database, caps: external.Capabilities | None = None) -> list[str]:
+def apply_database(
+    conn: psycopg.Connection, db: Database, caps: external.Capabilities | None = None, with_partman: bool | None = None
+) -> list[str]:
     """Extensions, schema ownership and default privileges inside one database (one transaction).
 
     Returns the extensions the admin could not have here (names of infra.external.DOWNGRADES, or others).
+    pg_partman is created when `with_partman` says so, by default when the server offers it to the admin;
+    without it the schemas make their partitions with their own function (sql/orchestrator/README.md).
     """
     ident = sql.Identifier
     owner, app, ro = ident(db.owner), ident(db.app_role), ident(db.readonly_role)
@@ -193,7 +197,9 @@ def apply_database(conn: psycopg.Connection, db: Database, caps: external.Capabi
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident(ext)))
             else:
                 missing.append(ext)
-        partman = "pg_partman" in caps.available and caps.usable("pg_partman", installed)
+        partman = with_partman
+        if partman is None:
+            partman = "pg_partman" in caps.available and caps.usable("pg_partman", installed)
         if partman:
             conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
@@ -258,10 +264,13 @@ def migrate_and_schedule(target: Target, db: Database, progress: Callable[[str],
 
 
 def schedule(target: Target, db: Database, progress: Callable[[str], None]) -> None:
-    """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI)."""
-    with psycopg.connect(target.dsn(None), autocommit=True) as conn:
-        if not external.capabilities(conn).cron:
-            return  # no pg_cron on this server: agentdb's scheduler runs the same jobs
+    """Sync the cron jobs of one database after its migrations committed (up, migrate, the alembic CLI).
+
+    On a server agentdb does not own, pg_cron may be missing or unusable: our scheduler runs the jobs
+    then (`up` has said so once, among the downgrades).
+    """
+    if cron.deferred(target.dsn(None), target.settings):
+        return
     changed = cron.sync(target.dsn(None), db, target.settings)
     if changed:
         progress(f"  {db.key:<12} cron: {', '.join(changed)}")

@@ -67,6 +67,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = stack.status()
     print(format_status(rows))
     whole = all(r.health == "healthy" for r in rows)
+    if stack.supervisor_running():
+        import psycopg
+
+        from infra import scheduler
+
+        print()
+        try:
+            print(scheduler.describe(stack.dsn(None), stack.settings))
+        except psycopg.Error as exc:
+            print(f"CRON JOBS: cannot tell, PostgreSQL did not answer: {exc}")
+            whole = False
     if stack.topology.clustered and stack.supervisor_running():
         from infra import cluster
 
@@ -418,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     from infra.backup import BackupError
     from infra.cluster import ClusterError
     from infra.cron import CronError
-    from infra.external import ExternalError
     from infra.drill import DrillError
+    from infra.external import ExternalError
     from infra.migrations import MigrationError
     from infra.report import ReportError
     from infra.runner import StackError

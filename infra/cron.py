@@ -10,6 +10,7 @@ import psycopg
 import yaml
 
 from infra.databases import Database
+from infra.scheduler import Schedule, pg_cron_unusable
 from infra.settings import Settings
 
 
@@ -39,13 +40,27 @@ def jobs(db: Database, settings: Settings, path: Path | None = None) -> list[Job
             raise CronError(f"{path}: job #{i + 1} needs name, schedule and command") from None
         if not job.name.startswith(f"{db.key}-"):
             raise CronError(f"{path}: job {job.name!r} must be named {db.key}-<something>")
-        if len(job.schedule.split()) not in (5, 6) and not job.schedule.endswith("seconds"):
-            raise CronError(f"{path}: job {job.name!r}: schedule {job.schedule!r} is not a cron expression")
+        try:
+            # The schedule our scheduler parses is the one pg_cron gets: refused here, for both, alike.
+            Schedule(job.schedule)
+        except ValueError:
+            raise CronError(
+                f"{path}: job {job.name!r}: schedule {job.schedule!r} is not a cron expression or 'N seconds' (1-59)"
+            ) from None
         out.append(job)
     names = [job.name for job in out]
     if len(set(names)) != len(names):
         raise CronError(f"{path}: a job name is declared twice")
     return out
+
+
+def deferred(admin_dsn: str, settings: Settings) -> str | None:
+    """Why our scheduler, not pg_cron, runs the jobs (a server agentdb does not own, without a usable
+    pg_cron: infra/scheduler.py), or None when they are synced into pg_cron."""
+    if settings.postgres_mode != "external":
+        return None
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        return pg_cron_unusable(conn)
 
 
 def sync(admin_dsn: str, db: Database, settings: Settings, path: Path | None = None) -> list[str]:

@@ -143,14 +143,10 @@ def capabilities(conn: psycopg.Connection) -> Capabilities:
     ).fetchall()
     available = frozenset(name for name, _ in rows)
     creatable = frozenset(name for name, trusted in rows if superuser or trusted)
-    cron = bool(
-        conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"
-            " AND has_function_privilege('cron.schedule_in_database(text,text,text,text,text,boolean)', 'EXECUTE')"
-        ).fetchone()[0]
-        if conn.execute("SELECT to_regproc('cron.schedule_in_database') IS NOT NULL").fetchone()[0]
-        else False
-    )
+    # One answer to "can pg_cron run the jobs", shared with the scheduler that runs them otherwise.
+    from infra.scheduler import pg_cron_unusable
+
+    cron = pg_cron_unusable(conn) is None
     return Capabilities(superuser, available, creatable, cron)
 
 

@@ -46,20 +46,30 @@ REFRESH_LOG = "agentdb_mv_refresh"  # (matview, refreshed_at): read by the matvi
 # `agentdb up` or `agentdb migrate` (or Pulumi update) without a new revision. A table read by the
 # SQL at each call, not a database GUC: a GUC reaches only new sessions, and PgBouncer keeps its
 # server sessions open for hours.
-RUNTIME_SETTINGS: dict[str, tuple[str, str]] = {
+RUNTIME_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     # qlearning 0005: the TTL behind the expires_at defaults and the upserts (agentdb_retention_interval()).
     "retention_days": (
-        "public.agentdb_settings",
-        "INSERT INTO public.agentdb_settings AS s (is_singleton, retention_days) VALUES (true, %(value)s)"
-        " ON CONFLICT (is_singleton) DO UPDATE SET retention_days = EXCLUDED.retention_days, updated_at = now()"
-        " WHERE s.retention_days IS DISTINCT FROM EXCLUDED.retention_days",
+        (
+            "public.agentdb_settings",
+            "INSERT INTO public.agentdb_settings AS s (is_singleton, retention_days) VALUES (true, %(value)s)"
+            " ON CONFLICT (is_singleton) DO UPDATE SET retention_days = EXCLUDED.retention_days, updated_at = now()"
+            " WHERE s.retention_days IS DISTINCT FROM EXCLUDED.retention_days",
+        ),
     ),
     # pg_partman's own setting, for every partitioned table of the database: the next maintenance run
-    # (the database's partition-maintenance cron job) makes that many months ahead.
+    # (the database's partition-maintenance cron job) makes that many months ahead. Without
+    # pg_partman, the same setting in the table our partition function reads (agentdb_partitions).
     "partition_premake_months": (
-        "partman.part_config",
-        "UPDATE partman.part_config SET premake = %(value)s"
-        " WHERE parent_table LIKE 'public.%%' AND premake IS DISTINCT FROM %(value)s",
+        (
+            "partman.part_config",
+            "UPDATE partman.part_config SET premake = %(value)s"
+            " WHERE parent_table LIKE 'public.%%' AND premake IS DISTINCT FROM %(value)s",
+        ),
+        (
+            "public.agentdb_partitions",
+            "UPDATE public.agentdb_partitions SET premake_months = %(value)s"
+            " WHERE premake_months IS DISTINCT FROM %(value)s",
+        ),
     ),
 }
 
@@ -196,11 +206,13 @@ def _write_values(conn: sa.Connection, key: str, values: dict[str, Any]) -> list
         raise MigrationError(f"{key}: runtime setting {err['loc'][0]}: {err['msg']}; nothing was changed") from None
     changed = []
     for name, value in sorted((name, getattr(checked, name)) for name in values):
-        table, statement = RUNTIME_SETTINGS[name]
-        # Below the revision that creates the table there is nothing to write yet.
-        if conn.exec_driver_sql("SELECT to_regclass(%(table)s)", {"table": table}).scalar() is None:
-            continue
-        if conn.exec_driver_sql(statement, {"value": value}).rowcount:
+        written = 0
+        for table, statement in RUNTIME_SETTINGS[name]:
+            # Below the revision that creates the table, or on a server without its extension, nothing to write.
+            if conn.exec_driver_sql("SELECT to_regclass(%(table)s)", {"table": table}).scalar() is None:
+                continue
+            written += conn.exec_driver_sql(statement, {"value": value}).rowcount
+        if written:
             changed.append(f"{name}={value}")
     return changed
 

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import external, pgadmin, render, report, tools
+from infra import external, pgadmin, render, report, scheduler, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
@@ -54,6 +54,7 @@ class Service:
     stopsignal: str = "TERM"
     environment: str = ""
     scheme: str = "tcp"
+    autostart: bool = True  # False: `up` starts it once the baseline is applied
 
 
 @dataclass
@@ -222,6 +223,7 @@ class LocalStack:
                 stopsignal="INT" if unit.kind in {"postgres", "pgbouncer"} else "TERM",
                 environment=self._environment(unit),
                 scheme=_scheme(unit),
+                autostart=not unit.after_baseline,
             )
             for unit in topology.units
         ]
@@ -357,6 +359,11 @@ class LocalStack:
                 f" --status-dir {drill.status_dir(self)} --metrics-listen {host}:{unit.port}"
                 f" --drill-every-days {self.settings.backup_drill_interval_days}"
                 f" --bindir {self.pg_bindir} --scratch {self.data}"
+            )
+        if unit.kind == "scheduler":
+            return (
+                f"{Path(sys.executable)} -m infra.scheduler --config {self.etc / unit.files[0]}"
+                f" --pgpassfile {self.secrets_dir / scheduler.PGPASS_FILE}"
             )
         raise StackError(f"the local runner has no program for units of kind {unit.kind!r} ({unit.name})")
 
@@ -506,6 +513,11 @@ class LocalStack:
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
             files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)
+        if self.topology.of_kind("scheduler"):
+            # The jobs of sql/<db>/cron.yaml for our scheduler, and the admin's password as a 0600 pgpass.
+            config, pgpass = scheduler.write_config(self.dsn(None), self.settings)
+            files[scheduler.CONFIG_FILE] = render.RenderedFile(config)
+            render.write({scheduler.PGPASS_FILE: render.RenderedFile(pgpass, 0o600)}, self.secrets_dir, owner)
         render.write(files, self.etc, owner)
         return secrets
 
@@ -602,6 +614,7 @@ class LocalStack:
             external.preflight(s, external.admin_password())
         self._prepare(progress)
         services = self.services()
+        early = [svc for svc in services if svc.autostart]
         conf = self._render_supervisord(services)
         render.write({"supervisord.conf": render.RenderedFile(conf, 0o600)}, self.etc, None)
         started_now = False
@@ -619,8 +632,8 @@ class LocalStack:
             else:
                 self._ctl("reread")
                 self._ctl("update")
-                self._ctl("start", "all")
-            self._wait_healthy(services, progress)
+                self._ctl("start", *(svc.name for svc in early))
+            self._wait_healthy(early, progress)
             if self.topology.clustered:
                 from infra import cluster
 
@@ -631,6 +644,10 @@ class LocalStack:
                 backup.ensure_stanza(self, progress)
             progress("applying the platform baseline (roles, databases, extensions, migrations, cron jobs)")
             baseline.apply(self, progress)
+            late = [svc for svc in services if not svc.autostart]
+            if late:
+                self._ctl("start", *(svc.name for svc in late))
+                self._wait_healthy(late, progress)
         except BaseException:
             if started_now:
                 self._shutdown()

@@ -59,6 +59,7 @@ class Unit:
     data: str | None = None  # its data directory (a volume in Docker)
     index: int = 0  # 1-based position among its kind's members (cluster nodes, etcd members)
     target: str | None = None  # the unit it reads metrics from (an exporter of one cluster node)
+    after_baseline: bool = False  # started once the baseline (roles, migrations, cron sync) is applied
 
     @property
     def port(self) -> int:
@@ -315,6 +316,20 @@ def build(settings: Settings) -> Topology:
                 Health("http", s.backup_metrics_port, "/metrics"),
                 after=(database,),
                 files=("pgbackrest.conf",),
+            )
+        )
+    if s.postgres_mode == "external":
+        # A managed server may lack pg_cron: then our scheduler runs the cron jobs (infra/scheduler.py).
+        # It starts after the baseline, so it finds pg_cron as the baseline left it, and the schemas at head.
+        units.append(
+            service(
+                "scheduler",
+                "scheduler",
+                "scheduler",
+                None,
+                Health("process"),
+                files=("scheduler.json",),
+                after_baseline=True,
             )
         )
     if s.tools:

@@ -24,6 +24,7 @@ from infra.program.passwords import CONFIG_KEY, Passwords
 from infra.program.pgbouncer import PgBouncer
 from infra.program.postgres import Backup, Postgres
 from infra.program.redis import Redis
+from infra.program.scheduler import Scheduler
 from infra.program.schema import Schema
 from infra.program.tools import Tools
 from infra.settings import NAMESPACE, Settings, SettingsError, parse
@@ -131,6 +132,17 @@ def build(
         port=topology.primary_port,
         admin_password=admin_password,
     )
+
+    if topology.of_kind("scheduler"):
+        # Runs the cron jobs where pg_cron cannot, as the admin the schema resources connect as; it starts
+        # after them (migrations and cron sync), as the local runner starts it after the baseline.
+        admin_dsn = passwords.values[sec.SUPERUSER].apply(
+            lambda pw: (
+                f"postgresql://{sec.SUPERUSER}:{quote(pw, safe='')}@{layout.postgres_host}"
+                f":{topology.primary_port}/postgres"
+            )
+        )
+        Scheduler("scheduler", ctx, admin_dsn, depends_on=[schema])
 
     host = settings.bind_address
     connections = {}

@@ -49,6 +49,7 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "redis-exporter": small,
         "webhook": small,
         "backup": Limits(256, 0.5),
+        "scheduler": Limits(128, 0.5),
         "alertmanager": Limits(256, 0.5),
         "prometheus": Limits(1024, 1),
         "grafana": Limits(512, 1),

@@ -102,10 +102,11 @@ class CronJobsProvider(ResourceProvider):
     """Inputs: admin_dsn (to `postgres`, where pg_cron lives), key, settings, jobs, keep_data."""
 
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
-        with psycopg.connect(props["admin_dsn"], autocommit=True) as conn:
-            if not external.capabilities(conn).cron:
-                return {**props, "changed": []}  # no pg_cron on the server: agentdb's scheduler runs the jobs
-        changed = cron.sync(props["admin_dsn"], DATABASES[props["key"]], settings_of(props))
+        settings = settings_of(props)
+        # Without a usable pg_cron on an external server, the scheduler container runs the jobs.
+        if cron.deferred(props["admin_dsn"], settings):
+            return {**props, "changed": []}
+        changed = cron.sync(props["admin_dsn"], DATABASES[props["key"]], settings)
         return {**props, "changed": changed}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -121,7 +122,7 @@ class CronJobsProvider(ResourceProvider):
         return UpdateResult(outs=self._apply(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        if props.get("keep_data", True):
+        if props.get("keep_data", True) or cron.deferred(props["admin_dsn"], settings_of(props)):
             return
         with psycopg.connect(props["admin_dsn"], autocommit=True) as conn:
             # By id: unschedule(name) finds only the calling user's jobs, and these belong to the owner.

@@ -1,8 +1,15 @@
 -- Undo 0001_agentic_schema.up.sql exactly. The vector extension belongs to the baseline and stays.
 
 DROP TABLE conversation_history;
-DROP TABLE IF EXISTS partman.template_public_conversation_history;
-DELETE FROM partman.part_config WHERE parent_table = 'public.conversation_history';
+DROP TABLE IF EXISTS agentdb_partitions;
+DO $$
+BEGIN
+    IF to_regclass('partman.part_config') IS NOT NULL THEN
+        DROP TABLE IF EXISTS partman.template_public_conversation_history;
+        DELETE FROM partman.part_config WHERE parent_table = 'public.conversation_history';
+    END IF;
+END
+$$;
 
 DROP TABLE agent_audit_log;
 DROP TABLE conversation_history_archive;
@@ -18,6 +25,7 @@ DROP TABLE users;
 DROP TABLE schema_versions;
 
 DROP FUNCTION agentic_run_partition_maintenance();
+DROP FUNCTION agentic_maintain_partitions();
 DROP FUNCTION agentic_restrict_partition_privileges();
 DROP FUNCTION agentic_rollup_trust_metrics(integer);
 DROP FUNCTION agentic_purge_audit_log(integer);

@@ -705,11 +705,75 @@ BEGIN
 END
 $$;
 
+-- Without pg_partman (a managed server that does not offer it), the same monthly partitions as
+-- pg_partman 4 makes (named <table>_pYYYY_MM, months in UTC, plus <table>_default), premade
+-- agentdb_partitions.premake_months behind and ahead of the current month; partitions ending more
+-- than retention_months ago are detached (none here: rows leave through the archive functions).
+CREATE FUNCTION agentic_maintain_partitions() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = public, pg_temp
+    AS $$
+DECLARE
+    v_this_month timestamp := date_trunc('month', now() AT TIME ZONE 'UTC');
+    v_config record;
+    v_step integer;
+    v_child text;
+    v_old_child regclass;
+    v_changed integer := 0;
+BEGIN
+    IF to_regclass('public.agentdb_partitions') IS NULL THEN
+        RETURN 0;  -- pg_partman keeps the partitions
+    END IF;
+    FOR v_config IN
+        SELECT parent_table, premake_months, retention_months FROM agentdb_partitions ORDER BY parent_table
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_partitioned_table
+            WHERE partrelid = v_config.parent_table::regclass AND partdefid <> 0
+        ) THEN
+            EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', v_config.parent_table || '_default',
+                v_config.parent_table);
+            v_changed := v_changed + 1;
+        END IF;
+        FOR v_step IN -v_config.premake_months .. v_config.premake_months LOOP
+            v_child := v_config.parent_table || '_p'
+                || to_char(v_this_month + make_interval(months => v_step), 'YYYY_MM');
+            IF to_regclass(v_child) IS NULL THEN
+                EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', v_child,
+                    v_config.parent_table, (v_this_month + make_interval(months => v_step)) AT TIME ZONE 'UTC',
+                    (v_this_month + make_interval(months => v_step + 1)) AT TIME ZONE 'UTC');
+                v_changed := v_changed + 1;
+            END IF;
+        END LOOP;
+        IF v_config.retention_months IS NOT NULL THEN
+            FOR v_old_child IN
+                SELECT bounds.child FROM (
+                    SELECT i.inhrelid::regclass AS child,
+                        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+                            AS upper_bound
+                    FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = v_config.parent_table::regclass
+                ) AS bounds
+                WHERE bounds.upper_bound <= now() - make_interval(months => v_config.retention_months)
+            LOOP
+                EXECUTE format('ALTER TABLE %I DETACH PARTITION %s', v_config.parent_table, v_old_child);
+                v_changed := v_changed + 1;
+            END LOOP;
+        END IF;
+    END LOOP;
+    RETURN v_changed;
+END
+$$;
+
 CREATE FUNCTION agentic_run_partition_maintenance() RETURNS integer
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM partman.run_maintenance('public.conversation_history');
+    IF to_regclass('public.agentdb_partitions') IS NOT NULL THEN
+        PERFORM agentic_maintain_partitions();  -- no pg_partman in this database
+    ELSE
+        PERFORM partman.run_maintenance('public.conversation_history');
+    END IF;
     RETURN agentic_restrict_partition_privileges();
 END
 $$;
@@ -720,7 +784,19 @@ DECLARE
 BEGIN
     SELECT split_part(extversion, '.', 1)::integer INTO v_major FROM pg_extension WHERE extname = 'pg_partman';
     IF v_major IS NULL THEN
-        RAISE EXCEPTION 'conversation_history: pg_partman is not installed in this database (the baseline creates it)';
+        CREATE TABLE agentdb_partitions (
+            parent_table text PRIMARY KEY,
+            premake_months integer NOT NULL,
+            retention_months integer,
+            CONSTRAINT agentdb_partitions_premake_months_positive CHECK (premake_months > 0),
+            CONSTRAINT agentdb_partitions_retention_months_positive CHECK (retention_months > 0)
+        );
+        INSERT INTO agentdb_partitions (parent_table, premake_months) VALUES ('conversation_history', 4);
+        -- The migrations write premake_months (agentdb:partitionPremakeMonths); nobody else writes here.
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON agentdb_partitions FROM agentic_app;
+        PERFORM agentic_maintain_partitions();
+        PERFORM agentic_restrict_partition_privileges();
+        RETURN;
     ELSIF v_major >= 5 THEN
         PERFORM partman.create_parent(
             p_parent_table => 'public.conversation_history', p_control => 'created_at',
@@ -751,6 +827,7 @@ REVOKE EXECUTE ON FUNCTION
     agentic_archive_decisions(integer, integer),
     agentic_rollup_trust_metrics(integer),
     agentic_run_partition_maintenance(),
+    agentic_maintain_partitions(),
     agentic_restrict_partition_privileges()
     FROM PUBLIC, agentic_app, agentic_readonly;
 

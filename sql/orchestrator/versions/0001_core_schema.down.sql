@@ -5,6 +5,9 @@ DO $$
 DECLARE
     template text;
 BEGIN
+    IF to_regclass('partman.part_config') IS NULL THEN
+        RETURN;  -- no pg_partman: agentdb_partitions held the settings
+    END IF;
     FOR template IN
         SELECT template_table FROM partman.part_config
         WHERE parent_table IN (
@@ -22,6 +25,8 @@ BEGIN
 END
 $$;
 SET LOCAL ROLE ai_agent_owner;
+DROP TABLE IF EXISTS agentdb_partitions;
+DROP FUNCTION maintain_partitions();
 
 DROP TABLE penalty_history;
 DROP TABLE retraining_programs;

@@ -1031,9 +1031,11 @@ CREATE INDEX idx_penalty_history_agent_created ON penalty_history (agent_id, cre
 CREATE INDEX idx_penalty_history_violation_id ON penalty_history (violation_id);
 
 -- ---------------------------------------------------------------------------------------------
--- Monthly partitions with pg_partman (4.x locally, 5.x in the containers). create_parent needs
--- CREATE on schema partman for its template tables, so it runs as the superuser; partman hands
--- every child and template to the parent's owner (ai_agent_owner).
+-- Monthly partitions with pg_partman (4.x locally, 5.x in the containers) where the database has
+-- it. create_parent needs CREATE on schema partman for its template tables, so it runs as the
+-- superuser; partman hands every child and template to the parent's owner (ai_agent_owner).
+-- Without pg_partman (a managed server that does not offer it) the tables are listed in
+-- agentdb_partitions and maintain_partitions() makes their partitions (below).
 -- ---------------------------------------------------------------------------------------------
 RESET ROLE;
 DO $$
@@ -1044,6 +1046,9 @@ DECLARE
     parent text;
     child regclass;
 BEGIN
+    IF partman_major IS NULL THEN
+        RETURN;
+    END IF;
     FOREACH parent IN ARRAY ARRAY[
         'public.agent_activity_log', 'public.task_history', 'public.point_transactions',
         'public.reputation_history', 'public.penalty_history'
@@ -1070,3 +1075,83 @@ BEGIN
 END
 $$;
 SET LOCAL ROLE ai_agent_owner;
+
+-- Without pg_partman, the same monthly partitions as pg_partman 4 makes (named <table>_pYYYY_MM,
+-- months in UTC, plus <table>_default): premake_months behind and ahead of the current month, and
+-- those ending more than retention_months ago detached, kept as plain tables. The partition
+-- maintenance cron job runs it through run_partition_maintenance (0002), as the owner.
+CREATE FUNCTION maintain_partitions() RETURNS integer
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE
+    this_month timestamp := date_trunc('month', now() AT TIME ZONE 'UTC');
+    config record;
+    step integer;
+    child text;
+    old_child regclass;
+    changed integer := 0;
+BEGIN
+    IF to_regclass('public.agentdb_partitions') IS NULL THEN
+        RETURN 0;  -- pg_partman keeps the partitions
+    END IF;
+    FOR config IN
+        SELECT parent_table, premake_months, retention_months FROM agentdb_partitions ORDER BY parent_table
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_partitioned_table
+            WHERE partrelid = config.parent_table::regclass AND partdefid <> 0
+        ) THEN
+            EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', config.parent_table || '_default',
+                config.parent_table);
+            changed := changed + 1;
+        END IF;
+        FOR step IN -config.premake_months .. config.premake_months LOOP
+            child := config.parent_table || '_p' || to_char(this_month + make_interval(months => step), 'YYYY_MM');
+            IF to_regclass(child) IS NULL THEN
+                EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', child,
+                    config.parent_table, (this_month + make_interval(months => step)) AT TIME ZONE 'UTC',
+                    (this_month + make_interval(months => step + 1)) AT TIME ZONE 'UTC');
+                changed := changed + 1;
+            END IF;
+        END LOOP;
+        IF config.retention_months IS NOT NULL THEN
+            FOR old_child IN
+                SELECT bounds.child FROM (
+                    SELECT i.inhrelid::regclass AS child,
+                        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+                            AS upper_bound
+                    FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = config.parent_table::regclass
+                ) AS bounds
+                WHERE bounds.upper_bound <= now() - make_interval(months => config.retention_months)
+            LOOP
+                EXECUTE format('ALTER TABLE %I DETACH PARTITION %s', config.parent_table, old_child);
+                changed := changed + 1;
+            END LOOP;
+        END IF;
+    END LOOP;
+    RETURN changed;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION maintain_partitions() FROM PUBLIC, ai_agent_app, ai_agent_readonly;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_partman') THEN
+        RETURN;
+    END IF;
+    CREATE TABLE agentdb_partitions (
+        parent_table text PRIMARY KEY,
+        premake_months integer NOT NULL,
+        retention_months integer,
+        CONSTRAINT chk_agentdb_partitions_premake_months_positive CHECK (premake_months > 0),
+        CONSTRAINT chk_agentdb_partitions_retention_months_positive CHECK (retention_months > 0)
+    );
+    INSERT INTO agentdb_partitions (parent_table, premake_months)
+    SELECT t, 3 FROM unnest(ARRAY[
+        'agent_activity_log', 'task_history', 'point_transactions', 'reputation_history', 'penalty_history'
+    ]) AS t;
+    -- The settings are written by the migrations (agentdb:partitionPremakeMonths) and the cron job.
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON agentdb_partitions FROM ai_agent_app;
+    PERFORM maintain_partitions();
+END
+$$;

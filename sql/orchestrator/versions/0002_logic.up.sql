@@ -1203,6 +1203,10 @@ DECLARE
     next_month date := date_trunc('month', current_date + interval '1 month')::date;
     table_name text;
 BEGIN
+    IF to_regclass('public.agentdb_partitions') IS NOT NULL THEN
+        PERFORM maintain_partitions();  -- no pg_partman here (0001)
+        RETURN;
+    END IF;
     -- partman skips partitions that exist, so calling this again changes nothing.
     FOREACH table_name IN ARRAY partitioned_tables() LOOP
         PERFORM partman.create_partition_time(
@@ -1219,6 +1223,13 @@ DECLARE
 BEGIN
     IF p_retention_months IS NULL OR p_retention_months < 1 THEN
         RAISE EXCEPTION 'partition retention must be at least 1 month, got %', p_retention_months;
+    END IF;
+    IF to_regclass('public.agentdb_partitions') IS NOT NULL THEN
+        -- No pg_partman here (0001): our function premakes and detaches by this retention.
+        UPDATE agentdb_partitions SET retention_months = p_retention_months
+        WHERE retention_months IS DISTINCT FROM p_retention_months;
+        PERFORM maintain_partitions();
+        RETURN;
     END IF;
     UPDATE partman.part_config
     SET retention = p_retention_months || ' months', retention_keep_table = true
