@@ -381,6 +381,10 @@ class LocalStack:
             )
         if unit.kind == "pgbouncer_exporter":
             return f'PGPASSFILE="{self.etc / "pgpass"}"'
+        if unit.kind == "scheduler":
+            # supervisord keeps root's HOME; libpq would then try root's ~/.postgresql client certificate
+            # and fail on its permissions instead of connecting without one.
+            return f'HOME="{self.run_dir}"'
         return ""
 
     # ----- supervisord -------------------------------------------------------------------------

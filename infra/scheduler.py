@@ -199,20 +199,31 @@ def write_config(
 def pg_cron_unusable(conn: psycopg.Connection) -> str | None:
     """Why pg_cron cannot run the jobs from `conn`'s database (the admin's), or None when it can.
 
-    It can when its library is loaded (shared_preload_libraries defines cron.database_name), its
-    extension is installed in this very database, it has schedule_in_database (pg_cron 1.4+), and
-    the connected role may call that.
+    It can when its extension is installed in this very database (pg_cron's CREATE EXTENSION succeeds only
+    where its preloaded library's cron.database_name points), it has schedule_in_database (pg_cron 1.4+),
+    and the connected role may call that. cron.database_name itself is readable only with
+    pg_read_all_settings, which a managed server's admin may lack: pg_settings hides it then.
     """
     row = conn.execute(
-        "SELECT current_setting('cron.database_name', true), current_database(),"
+        "SELECT (SELECT setting FROM pg_settings WHERE name = 'cron.database_name'), current_database(),"
         " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'),"
-        " to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL"
+        " to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL,"
+        " 'pg_cron' = ANY (string_to_array(replace(coalesce((SELECT setting FROM pg_settings"
+        " WHERE name = 'shared_preload_libraries'), ''), ' ', ''), ','))"
     ).fetchone()
-    cron_database, here, installed, has_function = row
-    if not cron_database:
-        return "pg_cron is not in shared_preload_libraries"
-    if cron_database != here or not installed:
-        return f"the pg_cron extension is not installed in database {here} (cron.database_name is {cron_database})"
+    cron_database, here, installed, has_function, preloaded = row
+    if not installed:
+        if (
+            not cron_database
+            and not preloaded
+            and conn.execute(
+                "SELECT pg_has_role('pg_read_all_settings', 'USAGE') OR"
+                " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()[0]
+        ):
+            return "pg_cron is not in shared_preload_libraries"
+        where = f" (cron.database_name is {cron_database})" if cron_database else ""
+        return f"the pg_cron extension is not installed in database {here}{where}"
     if not has_function:
         return "this pg_cron has no cron.schedule_in_database (pg_cron 1.4 or later has it)"
     if not conn.execute(
@@ -283,7 +294,7 @@ def describe(admin_dsn: str, settings: Any) -> str:
         elif reason is None:
             lines.append(f"{db.key:<{width}}  {RUNNER_NAMES[PG_CRON]}")
         elif settings.postgres_mode == "external":
-            lines.append(f"{db.key:<{width}}  {RUNNER_NAMES[AGENTDB]}, which has not started yet ({reason})")
+            lines.append(f"{db.key:<{width}}  {RUNNER_NAMES[AGENTDB]} ({reason}; no run recorded)")
         else:
             lines.append(f"{db.key:<{width}}  nobody: {reason}")
     return "\n".join(lines)
@@ -323,6 +334,7 @@ class Scheduler:
         `heartbeat` is a file touched on every turn of the loop, for a container's health check."""
         self.config_path = config_path
         self.force = force
+        self._recording = True  # whether the last check could keep the state table
         self.heartbeat = heartbeat
         self.stop = threading.Event()
         self.config = read_config(config_path)
@@ -338,6 +350,8 @@ class Scheduler:
 
     def _record(self, query: str, params: dict[str, Any]) -> None:
         """Write to the state table; a failure is logged, never fatal (the jobs matter more than their record)."""
+        if not self._recording:
+            return  # said once, when the check found the table out of reach
         try:
             with self._connect(self.config.admin_database, autocommit=True) as conn:
                 conn.execute(
@@ -359,7 +373,19 @@ class Scheduler:
             except ConfigError as exc:
                 log(f"keeping the jobs as they were: {exc}")
         with self._connect(self.config.admin_database, autocommit=True) as conn:
-            ensure_state(conn, self.config.monitor_role)
+            try:
+                ensure_state(conn, self.config.monitor_role)
+                recording = True
+            except psycopg.errors.InsufficientPrivilege as exc:
+                # A managed server may close its admin database to the admin: the jobs still run,
+                # only their record (for `agentdb status` and monitoring) is missing.
+                recording = False
+                if self._recording:
+                    log(
+                        f"job runs are not recorded in {self.config.admin_database}.{STATE_SCHEMA}: "
+                        f"{_first_line(exc)} (GRANT CREATE ON DATABASE {self.config.admin_database} to the admin)"
+                    )
+            self._recording = recording
             reason = None if self.force else pg_cron_unusable(conn)
             rows = []
             for db in self.config.databases:
@@ -372,22 +398,23 @@ class Scheduler:
                         log(f"{db.key}: `agentdb up` or `agentdb migrate` schedules its jobs in pg_cron")
                 self.runners[db.key] = runner
                 rows += [(j.name, db.name, j.schedule.text, runner) for j in db.jobs]
-            # Jobs no longer declared leave the table, as sync unschedules them from pg_cron.
-            conn.execute(
-                sql.SQL("DELETE FROM {}.{} WHERE NOT (jobname = ANY(%s))").format(
-                    sql.Identifier(STATE_SCHEMA), sql.Identifier(STATE_TABLE)
-                ),
-                ([r[0] for r in rows],),
-            )
-            with conn.cursor() as cur:
-                cur.executemany(
-                    sql.SQL(
-                        "INSERT INTO {}.{} (jobname, database, schedule, runner) VALUES (%s, %s, %s, %s)"
-                        " ON CONFLICT (jobname) DO UPDATE SET database = EXCLUDED.database,"
-                        " schedule = EXCLUDED.schedule, runner = EXCLUDED.runner"
-                    ).format(sql.Identifier(STATE_SCHEMA), sql.Identifier(STATE_TABLE)),
-                    rows,
+            if recording:
+                # Jobs no longer declared leave the table, as sync unschedules them from pg_cron.
+                conn.execute(
+                    sql.SQL("DELETE FROM {}.{} WHERE NOT (jobname = ANY(%s))").format(
+                        sql.Identifier(STATE_SCHEMA), sql.Identifier(STATE_TABLE)
+                    ),
+                    ([r[0] for r in rows],),
                 )
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        sql.SQL(
+                            "INSERT INTO {}.{} (jobname, database, schedule, runner) VALUES (%s, %s, %s, %s)"
+                            " ON CONFLICT (jobname) DO UPDATE SET database = EXCLUDED.database,"
+                            " schedule = EXCLUDED.schedule, runner = EXCLUDED.runner"
+                        ).format(sql.Identifier(STATE_SCHEMA), sql.Identifier(STATE_TABLE)),
+                        rows,
+                    )
         now = dt.datetime.now(dt.UTC)
         wanted: dict[str, _Slot] = {}
         for db in self.config.databases:

@@ -31,8 +31,8 @@ SERVICE_USER = "agentdb"  # PostgreSQL refuses to run as root
 ADMIN = "agentdb_admin"
 # What the bare server's admin cannot have: the extensions a superuser must create, and pg_cron.
 BARE_DOWNGRADES = ("pg_cron", "pg_partman", "pg_stat_statements", "vector")
-# The databases whose histories need no pg_partman; orchestrator and agentic partition with it.
-BARE_DATABASES = ["qlearning", "afs"]
+# Every database: without pg_partman, orchestrator and agentic make their partitions with their own function.
+BARE_DATABASES = ["qlearning", "afs", "orchestrator", "agentic"]
 
 
 @dataclass

@@ -24,6 +24,7 @@ RUNNING = {
     "webhook",
     "alertmanager",
     "prometheus",
+    "scheduler",  # runs the cron jobs where pg_cron cannot
 }
 
 
