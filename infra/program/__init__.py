@@ -93,14 +93,14 @@ def build(stack: str, settings: Settings, password_overrides: pulumi.Output | No
     # Writes go to the leader: through HAProxy's read-write port on a cluster, else to the one PostgreSQL.
     if topology.clustered:
         cluster = Cluster("cluster", ctx)
-        primary, address = cluster.primary, cluster.address
+        primary, address, servers = cluster.primary, cluster.address, cluster.containers
     else:
         postgres = Postgres("postgres", ctx)
-        Backup("backup", ctx, postgres)
-        primary, address = postgres.container, postgres.address
+        primary, address, servers = postgres.container, postgres.address, {"postgres": postgres.container}
+    Backup("backup", ctx, primary)
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=[primary])
     redis = Redis("redis", ctx)
-    Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
+    Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container, servers)
     if settings.tools:
         Tools("tools", ctx, depends_on=[pgbouncer.container])
     schema = Schema(
