@@ -95,7 +95,9 @@ def backup_command(ctx: StackContext, scheduler: Sequence[str], pgpassfile: str)
             "--log-level-console=warn",
         ]
     )
-    steps = [*links, f"PGPASSFILE={shlex.quote(pgpassfile)} {stanza}", f"exec {shlex.join(scheduler)}"]
+    # pgBackRest's log-path (pgbackrest.conf), which the python image does not have.
+    logs = f"mkdir -p {lay.logs}/pgbackrest"
+    steps = [*links, logs, f"PGPASSFILE={shlex.quote(pgpassfile)} {stanza}", f"exec {shlex.join(scheduler)}"]
     return ["/bin/sh", "-c", " && ".join(steps)]
 
 
