@@ -59,8 +59,12 @@ class Layout:
         return f"/usr/lib/postgresql/{self.postgres_major}/bin"
 
     def host_of(self, unit: str) -> str:
-        """The address other units reach `unit` at."""
-        return unit if self.unit_hosts else self.listen
+        """The address other units reach `unit` at: its container's host name, or the one listen address.
+
+        A host name may not hold an underscore (RFC 1123), so `postgres_exporter-pg-1` is reached as
+        `postgres-exporter-pg-1`, the name the Pulumi program gives that unit's container.
+        """
+        return unit.replace("_", "-") if self.unit_hosts else self.listen
 
     @classmethod
     def local(cls, state_dir: Path, settings: Settings, postgres_major: int) -> Layout:

@@ -108,18 +108,19 @@ def build(
     # An external server: every container but PostgreSQL's, and no backups of ours (the provider takes them).
     primary: pulumi.Resource | None
     if topology.external:
-        primary, address = None, settings.postgres_host
+        primary, address, servers = None, settings.postgres_host, {}
     elif topology.clustered:
         cluster = Cluster("cluster", ctx)
-        primary, address = cluster.primary, cluster.address
+        primary, address, servers = cluster.primary, cluster.address, cluster.containers
     else:
         postgres = Postgres("postgres", ctx)
-        Backup("backup", ctx, postgres)
-        primary, address = postgres.container, postgres.address
+        primary, address, servers = postgres.container, postgres.address, {"postgres": postgres.container}
+    if primary:
+        Backup("backup", ctx, primary)
     at_server = [primary] if primary else []
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=at_server)
     redis = Redis("redis", ctx)
-    Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container)
+    Monitoring("monitoring", ctx, primary, pgbouncer.container, redis.container, servers)
     if settings.tools:
         Tools("tools", ctx, depends_on=[pgbouncer.container])
     schema = Schema(
@@ -136,11 +137,8 @@ def build(
     if topology.of_kind("scheduler"):
         # Runs the cron jobs where pg_cron cannot, as the admin the schema resources connect as; it starts
         # after them (migrations and cron sync), as the local runner starts it after the baseline.
-        admin_dsn = passwords.values[sec.SUPERUSER].apply(
-            lambda pw: (
-                f"postgresql://{sec.SUPERUSER}:{quote(pw, safe='')}@{layout.postgres_host}"
-                f":{topology.primary_port}/postgres"
-            )
+        admin_dsn = pulumi.Output.secret(admin_password).apply(
+            lambda pw: external.dsn(settings, settings.postgres_admin_user, pw, "postgres")
         )
         Scheduler("scheduler", ctx, admin_dsn, depends_on=[schema])
 

@@ -26,6 +26,7 @@ HEALTH_TIMEOUT = "3s"
 HEALTH_RETRIES = 10
 WAIT_TIMEOUT_S = 180  # `pulumi up` waits this long for a container to turn healthy before dependents start
 ETCD_DATA = "/var/lib/agentdb/etcd"  # an etcd member's volume; etcd makes its data directory below it
+REPO_VOLUME = "pgbackrest-repo"  # a cluster's pgBackRest repository (the single server keeps it on its volume)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def service_container(
     port: int,
     publish: bool = False,
     extra_ports: Sequence[int] = (),
-    volumes: Sequence[str] = (),
+    volumes: Sequence[str | tuple[str, str]] = (),
     depends_on: Sequence[pulumi.Resource] = (),
     image: str | None = None,
     user: str | None = str(SERVICE_UID),
@@ -138,12 +139,13 @@ def service_container(
     `name` is the component's name (children are named from it); `image` is a key of ctx.images
     when the service's image has another name (the python image runs two services); `limit` likewise
     names its key in `limits` (every cluster node has PostgreSQL's). `extra_ports` are published with
-    `port` when `publish` is set.
+    `port` when `publish` is set. A volume is mounted at `volume_path`, or at the path given with it as
+    `(volume, path)`.
     """
     lim = limits(ctx.settings)[limit or service]
     mounts = [
-        docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=volume_path(ctx, volume))
-        for volume in volumes
+        docker.ContainerVolumeArgs(volume_name=ctx.volumes[volume], container_path=path)
+        for volume, path in ((v, volume_path(ctx, v)) if isinstance(v, str) else v for v in volumes)
     ]
     ports = []
     if publish:
@@ -197,6 +199,9 @@ def volume_path(ctx: StackContext, volume: str) -> str:
     return {
         "postgres": lay.postgres_data.rsplit("/", 1)[0],  # initdb wants an empty directory below the mount
         "postgres-run": lay.run,
+        # A cluster's pgBackRest repository, shared by every node and the backup container: the
+        # repo1-path config/pgbackrest.conf.j2 renders.
+        REPO_VOLUME: f"{lay.data_root}/pgbackrest",
         "redis": lay.redis_data,
         "prometheus": lay.prometheus_data,
         "alertmanager": lay.alertmanager_data,

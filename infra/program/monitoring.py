@@ -44,8 +44,18 @@ def grafana_datasource(ctx: StackContext) -> str:
     )
 
 
+def postgres_exporter_service(ctx: StackContext, unit: topo.Unit) -> str:
+    """The container of one postgres_exporter unit: named as Prometheus reaches it (`postgres-exporter`, or
+    `postgres-exporter-pg-N`, one per cluster node)."""
+    return ctx.layout.host_of(unit.name)
+
+
 class Monitoring(pulumi.ComponentResource):
-    """Exporters start after PgBouncer (and Redis); Prometheus after the exporters and Alertmanager."""
+    """Exporters start after what they read; Prometheus after the exporters and Alertmanager.
+
+    `servers` maps the topology's PostgreSQL units (`postgres`, or each cluster node) to their containers:
+    each postgres_exporter unit of the topology becomes one container reading its own server.
+    """
 
     def __init__(
         self,
@@ -54,43 +64,55 @@ class Monitoring(pulumi.ComponentResource):
         postgres: pulumi.Resource | None,
         pgbouncer: pulumi.Resource,
         redis: pulumi.Resource,
+        servers: dict[str, pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("agentdb:index:Monitoring", name, None, opts)
         s, lay = ctx.settings, ctx.layout
         sslmode = "require" if s.tls else "disable"
         topology = topo.build(s)
-        # The exporter follows the leader, as in the local runner: HAProxy's read-write port on a cluster.
-        primary_host = lay.host_of("haproxy") if topology.clustered else lay.postgres_host
-        if topology.external:
-            primary_host, sslmode = s.postgres_host, s.postgres_ssl_mode
         exporter_files = [secret_upload(ctx, sec.MONITOR_ROLE)]
-        pg_exporter_cmd = [
-            "prometheus-postgres-exporter",
-            f"--web.listen-address=0.0.0.0:{s.postgres_exporter_port}",
-            "--auto-discover-databases",
-            "--exclude-databases=template0,template1",
-        ]
+        queries = []
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             exporter_files.append(rendered_upload(ctx, "postgres_exporter_queries.yaml"))
-            pg_exporter_cmd.append(f"--extend.query-path={lay.etc}/postgres_exporter_queries.yaml")
+            queries.append(f"--extend.query-path={lay.etc}/postgres_exporter_queries.yaml")
 
         def make(service: str, after: Sequence[pulumi.Resource], **kw) -> docker.Container:
             return service_container(self, name, ctx, service, depends_on=after, **kw)
 
-        self.postgres_exporter = make(
-            "postgres-exporter",
-            [r for r in (postgres, pgbouncer) if r],
-            command=pg_exporter_cmd,
-            envs=[
-                f"DATA_SOURCE_URI={primary_host}:{topology.primary_port}/postgres?sslmode={sslmode}",
-                f"DATA_SOURCE_USER={sec.MONITOR_ROLE}",
-                f"DATA_SOURCE_PASS_FILE={lay.secrets}/{sec.MONITOR_ROLE}",
-            ],
-            health=http_health(s.postgres_exporter_port, "/metrics"),
-            uploads=exporter_files,
-            port=s.postgres_exporter_port,
-        )
+        # Each exporter reads its own server, as in the local runner: a replica's state, lag and
+        # statistics exist only on that replica, so a cluster has one per node, not one behind HAProxy.
+        self.postgres_exporters = []
+        for unit in topology.of_kind("postgres_exporter"):
+            if topology.external:
+                # The monitoring role against the provider's server, with the stack's sslmode.
+                source = f"{s.postgres_host}:{s.postgres_port}/postgres?sslmode={s.postgres_ssl_mode}"
+            else:
+                server = topology.unit(unit.target)
+                source = f"{lay.host_of(server.name)}:{server.port_of('postgres')}/postgres?sslmode={sslmode}"
+            self.postgres_exporters.append(
+                make(
+                    postgres_exporter_service(ctx, unit),
+                    [servers[a] for a in unit.after],
+                    image="postgres-exporter",
+                    limit="postgres-exporter",
+                    command=[
+                        "prometheus-postgres-exporter",
+                        f"--web.listen-address=0.0.0.0:{unit.port}",
+                        "--auto-discover-databases",
+                        "--exclude-databases=template0,template1",
+                        *queries,
+                    ],
+                    envs=[
+                        f"DATA_SOURCE_URI={source}",
+                        f"DATA_SOURCE_USER={sec.MONITOR_ROLE}",
+                        f"DATA_SOURCE_PASS_FILE={lay.secrets}/{sec.MONITOR_ROLE}",
+                    ],
+                    health=http_health(unit.health.port, unit.health.path),
+                    uploads=exporter_files,
+                    port=unit.port,
+                )
+            )
         self.pgbouncer_exporter = make(
             "pgbouncer-exporter",
             [r for r in (postgres, pgbouncer) if r],
@@ -156,7 +178,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.prometheus = make(
             "prometheus",
-            [self.postgres_exporter, self.pgbouncer_exporter, self.redis_exporter, self.alertmanager],
+            [*self.postgres_exporters, self.pgbouncer_exporter, self.redis_exporter, self.alertmanager],
             command=[
                 "prometheus",
                 f"--config.file={lay.etc}/prometheus.yml",
@@ -198,7 +220,7 @@ class Monitoring(pulumi.ComponentResource):
             volumes=["grafana"],
         )
         self.containers = [
-            self.postgres_exporter,
+            *self.postgres_exporters,
             self.pgbouncer_exporter,
             self.redis_exporter,
             self.webhook,

@@ -6,10 +6,15 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import topology as topo
+from infra.program.common import REPO_VOLUME
 from infra.settings import Settings
 
 # postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
 SINGLE_EXTRA = ("postgres-run",)
+# A cluster shares postgres-run between every node and the backup container (each node's socket is
+# named by its own port), and keeps the pgBackRest repository on a volume of its own that every node
+# archives to.
+CLUSTER_EXTRA = ("postgres-run", REPO_VOLUME)
 # Grafana runs only in the Docker realization, so the topology does not list it; pgadmin only with
 # agentdb:tools.
 EXTRA = ("grafana",)
@@ -22,7 +27,8 @@ def volumes(settings: Settings) -> list[str]:
     topology = topo.build(settings)
     data = [unit.data for unit in topology.units if unit.data]
     tools = TOOLS_VOLUMES if settings.tools else ()
-    return [*data, *(() if topology.clustered or topology.external else SINGLE_EXTRA), *EXTRA, *tools]
+    extra = CLUSTER_EXTRA if topology.clustered else () if topology.external else SINGLE_EXTRA
+    return [*data, *extra, *EXTRA, *tools]
 
 
 class Network(pulumi.ComponentResource):

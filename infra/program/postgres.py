@@ -9,6 +9,8 @@ import pulumi_docker as docker
 
 from infra import credentials as sec
 from infra import render
+from infra import topology as topo
+from infra.program.cluster import backup_command, backup_volumes
 from infra.program.common import (
     POSTGRES_MAJOR,
     PYTHON_HOME,
@@ -91,12 +93,16 @@ class Backup(pulumi.ComponentResource):
 
     It mounts PostgreSQL's data volume (the data directory and the pgBackRest repository) and its
     socket volume at the same paths as the PostgreSQL container, so pgBackRest works as on the
-    database host; the superuser's password reaches it as a 0600 pgpass file.
+    database host; the superuser's password reaches it as a 0600 pgpass file. On a cluster it mounts
+    every node's volume instead, and takes its backups from a replica (infra/program/cluster.py).
     """
 
-    def __init__(self, name: str, ctx: StackContext, postgres: Postgres, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, ctx: StackContext, postgres: pulumi.Resource, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("agentdb:index:Backup", name, None, opts)
         lay = ctx.layout
+        clustered = topo.build(ctx.settings).clustered
         config = f"--config={lay.etc}/{BACKUP_CONFIG}"
         stanza = render.PGBACKREST_STANZA
         pgpass = docker.ContainerUploadArgs(
@@ -108,31 +114,33 @@ class Backup(pulumi.ComponentResource):
             group=str(SERVICE_UID),
             permissions="0600",
         )
+        scheduler = [
+            "python3",
+            "-m",
+            "infra.backup_scheduler",
+            config,
+            f"--stanza={stanza}",
+            f"--pgpassfile={lay.secrets}/{BACKUP_PGPASS}",
+            # Verify results beside the repository (PostgreSQL's volume on a single server); no drill
+            # here: the python image has no PostgreSQL to start a restored copy with.
+            f"--status-dir={lay.data_root}/backup-status",
+            f"--metrics-listen=0.0.0.0:{ctx.settings.backup_metrics_port}",
+            f"--drill-every-days={ctx.settings.backup_drill_interval_days}",
+        ]
         self.container = service_container(
             self,
             name,
             ctx,
             "backup",
             image="python",
-            command=[
-                "python3",
-                "-m",
-                "infra.backup_scheduler",
-                config,
-                f"--stanza={stanza}",
-                f"--pgpassfile={lay.secrets}/{BACKUP_PGPASS}",
-                # Verify results beside the repository, on PostgreSQL's volume; no drill here: the
-                # python image has no PostgreSQL to start a restored copy with.
-                f"--status-dir={lay.data_root}/backup-status",
-                f"--metrics-listen=0.0.0.0:{ctx.settings.backup_metrics_port}",
-                f"--drill-every-days={ctx.settings.backup_drill_interval_days}",
-            ],
+            # On a cluster (infra/program/cluster.py): every node's volume, and the stanza made first.
+            command=backup_command(ctx, scheduler, f"{lay.secrets}/{BACKUP_PGPASS}") if clustered else scheduler,
             # pgBackRest reads its configuration and the repository on the shared volume.
             health=["pgbackrest", config, f"--stanza={stanza}", "info", "--output=json"],
             uploads=[rendered_upload(ctx, BACKUP_CONFIG), pgpass],
             port=ctx.settings.backup_metrics_port,
-            volumes=["postgres", "postgres-run"],
-            depends_on=[postgres.container],
+            volumes=backup_volumes(ctx) if clustered else ["postgres", "postgres-run"],
+            depends_on=[postgres],
             extra={"working_dir": PYTHON_HOME},
         )
         self.register_outputs({"container": self.container.name})

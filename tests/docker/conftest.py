@@ -115,6 +115,10 @@ def cluster_overrides() -> dict:
         "agentdb:replicas": 2,
         "agentdb:synchronousMode": True,
         "agentdb:memoryMb": 512,
+        # Three exporters, three Patronis and three etcds scraped on 2 cores: with scrapes every 2 s and a
+        # busy machine, the leader's REST answers passed HAProxy's 1 s check timeout while the baseline
+        # ran (CREATE DATABASE), and HAProxy cut the baseline's session. Fewer scrapes lighten the nodes.
+        "agentdb:scrapeIntervalS": 5,
         "agentdb:patroniTtl": 20,
         "agentdb:patroniLoopWait": 1,
         "agentdb:haproxyPort": rw,

@@ -224,12 +224,23 @@ def up(deployment: Deployment) -> DockerStack:
     return stack
 
 
+def remove_network(name: str, limit_s: float = 60) -> None:
+    """Remove a network, waiting while dockerd still releases the endpoints of containers just removed
+    (under load it answers "has active endpoints" for a while); fail if it outlives `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    while docker("network", "inspect", name, check=False).returncode == 0:
+        result = docker("network", "rm", name, check=False)
+        if result.returncode != 0 and time.monotonic() > deadline:
+            raise RuntimeError(f"network {name} not removed: {result.stderr.decode(errors='replace').strip()}")
+        time.sleep(1)
+
+
 def down(deployment: Deployment) -> None:
     """Remove the containers, the network and the volumes of the run (by their declared names)."""
     names = [container.inputs["name"] for container in deployment.of_type(CONTAINER)]
     docker("rm", "-f", "-v", *names, check=False)  # one call: the CLI removes them in parallel
     for resource in deployment.resources:
         if resource.type == "docker:index/network:Network":
-            docker("network", "rm", resource.inputs["name"], check=False)
+            remove_network(resource.inputs["name"])
         if resource.type == "docker:index/volume:Volume":
             docker("volume", "rm", "-f", resource.inputs["name"], check=False)

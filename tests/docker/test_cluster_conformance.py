@@ -2,15 +2,19 @@
 the Pulumi program declares them for a stack with `agentdb:replicas: 2` and synchronousMode on.
 
 Writes go through PgBouncer to HAProxy's read-write port, reads through the `<db>_replica` pools to its
-read-only port. The last test partitions the leader from the network under write load, with a
-client-side ledger of acknowledged writes (tests/faults/load.py), and prints its figures.
+read-only port. Prometheus scrapes a postgres_exporter per node, Patroni and etcd; the leader archives
+WAL to the one pgBackRest repository and the backup container copies a full backup from a standby. The
+last test partitions the leader from the network under write load, with a client-side ledger of
+acknowledged writes (tests/faults/load.py), and prints its figures.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
+import urllib.parse
 import urllib.request
 
 import dockerstack
@@ -19,6 +23,7 @@ import pytest
 import testinfra
 
 from infra import credentials as sec
+from infra import render
 from infra.databases import DATABASES
 from infra.program.common import SERVICE_UID
 from tests.faults.load import WriteLoad, lost_writes, wait_for
@@ -26,6 +31,8 @@ from tests.faults.load import WriteLoad, lost_writes, wait_for
 NODES = ["pg-1", "pg-2", "pg-3"]
 PROBE_PGPASS = "/run/agentdb/probe.pgpass"  # the superuser's password for the write probe, never on a command line
 MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
+PGBACKREST = f"pgbackrest --config=/etc/agentdb/pgbackrest.conf --stanza={render.PGBACKREST_STANZA}"
+BACKUP_PGPASS = "/etc/agentdb/secrets/pgbackrest.pgpass"  # the backup container's own, uploaded by the program
 
 
 def settings(stack):
@@ -136,6 +143,119 @@ def test_writes_through_pgbouncer_are_read_back_through_the_replica_pool(cluster
     wait_for(seen, "the write on a replica", limit=10)
 
 
+def prometheus(stack, path: str) -> dict:
+    url = f"http://{stack.ip('prometheus')}:{settings(stack).prometheus_port}{path}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.load(resp)["data"]
+
+
+def target_health(stack, job: str, label: str) -> dict[str, str]:
+    """Prometheus' active targets of `job`: the `label` (node or member) of each -> up / down / unknown."""
+    targets = prometheus(stack, "/api/v1/targets?state=active")["activeTargets"]
+    return {t["labels"].get(label): t["health"] for t in targets if t["labels"]["job"] == job}
+
+
+@pytest.mark.parametrize(
+    ("job", "label", "expected"), [("postgres", "node", NODES), ("patroni", "node", NODES), ("etcd", "member", MEMBERS)]
+)
+def test_prometheus_has_every_target_of_the_cluster_up(cluster, job, label, expected):
+    want = dict.fromkeys(expected, "up")
+    try:
+        wait_for(lambda: target_health(cluster, job, label) == want, f"every {job} target up", limit=60)
+    finally:
+        print(f"\n[docker-conformance] {job} targets: {target_health(cluster, job, label)}")
+
+
+def test_each_node_s_exporter_reads_its_own_node(cluster):
+    # pg_settings_port is the port of the server the exporter is connected to: each node's own, not HAProxy's.
+    expected = {node: str(settings(cluster).postgres_port + i) for i, node in enumerate(NODES)}
+
+    def ports() -> dict[str, str]:
+        query = urllib.parse.quote("pg_settings_port and on(node) pg_up == 1")
+        return {
+            r["metric"]["node"]: r["value"][1] for r in prometheus(cluster, f"/api/v1/query?query={query}")["result"]
+        }
+
+    wait_for(lambda: ports() == expected, f"pg_settings_port per node {expected}", limit=60)
+
+
+def write_probe_pgpass(stack, node: str) -> None:
+    """The superuser's password as a 0600 file in the node's container, for psql and pgBackRest run there."""
+    password = stack.deployment.passwords()[sec.SUPERUSER]
+    dockerstack.docker(
+        "exec",
+        "-i",
+        stack.container(node),
+        "sh",
+        "-c",
+        f"umask 077 && cat > {PROBE_PGPASS}",
+        input=f"*:*:*:{sec.SUPERUSER}:{password}\n".encode(),
+    )
+
+
+def test_pgbackrest_check_passes_on_the_leader(cluster):
+    node = leader(cluster)
+    assert node, "no leader"
+    write_probe_pgpass(cluster, node)
+    # `check` switches WAL on the primary and waits until the segment is in the repository: the leader's
+    # own archive_command, through the repository volume every node mounts.
+    result = testinfra.get_host(f"docker://{cluster.container(node)}").run(
+        f"PGPASSFILE={PROBE_PGPASS} {PGBACKREST} check --log-level-console=info"
+    )
+    print(f"\n[docker-conformance] pgbackrest check on the leader {node}:\n{result.stdout}{result.stderr}")
+    assert result.rc == 0 and "check repo1 archive for WAL (primary)" in result.stdout, result.stdout + result.stderr
+    assert "successfully archived to '/var/lib/agentdb/postgres/pgbackrest/" in result.stdout, result.stdout
+    # The leader's container sees only its own data directory, so pgBackRest there skips the standbys'
+    # pg_control; the backup container, which mounts every node, checks a standby's configuration too.
+    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
+    result = backup.run(f"PGPASSFILE={BACKUP_PGPASS} {PGBACKREST} check --log-level-console=info")
+    assert result.rc == 0 and "check repo1 (standby)" in result.stdout, result.stdout + result.stderr
+    assert "WARN" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_the_leader_archives_wal_to_the_shared_repository(cluster):
+    with psycopg.connect(haproxy_dsn(cluster), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS archive_probe (id int); DROP TABLE archive_probe")
+        segment = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
+        conn.execute("SELECT pg_switch_wal()")
+
+        def archiver() -> tuple:
+            return conn.execute(
+                "SELECT archived_count, last_archived_wal, last_archived_time, last_failed_time FROM pg_stat_archiver"
+            ).fetchone()
+
+        wait_for(lambda: (archiver()[1] or "") >= segment, f"WAL segment {segment} archived", limit=60)
+        count, last, archived_at, failed_at = archiver()
+    # Segments may have failed before the backup container created the stanza; none since.
+    assert count > 0 and (failed_at is None or failed_at < archived_at), (count, last, archived_at, failed_at)
+    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
+    (info,) = json.loads(backup.check_output(f"{PGBACKREST} info --output=json"))
+    assert info["archive"][0]["max"] >= segment, info["archive"]
+    print(
+        f"\n[docker-conformance] archived through {last} ({count} segments); repository max {info['archive'][0]['max']}"
+    )
+
+
+def test_the_backup_container_copies_a_full_backup_from_a_standby(cluster):
+    # What its scheduler runs at 01:00 UTC, run now, at detail level: every copied file is named with the
+    # data directory it was read from.
+    primary = leader(cluster)
+    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
+    start = time.monotonic()
+    result = backup.run(f"PGPASSFILE={BACKUP_PGPASS} {PGBACKREST} backup --type=full --log-level-console=detail")
+    took = time.monotonic() - start
+    assert result.rc == 0, result.stdout[-3000:] + result.stderr
+    assert "replay on the standby reached" in result.stdout, result.stdout[-3000:]
+    copied = re.findall(r"backup file /var/lib/agentdb/postgres/(pg-\d+)/", result.stdout)
+    sources = {node: copied.count(node) for node in sorted(set(copied))}
+    print(f"\n[docker-conformance] full backup in {took:.1f}s, leader {primary}, files copied from: {sources}")
+    # backup-standby=y: the data files come from a replica; only what is not replicated comes from the primary.
+    standby = max(sources, key=sources.get)
+    assert standby != primary and sources[standby] > 10 * sources.get(primary, 0), sources
+    (info,) = json.loads(backup.check_output(f"{PGBACKREST} info --output=json"))
+    assert [b["type"] for b in info["backup"]][-1:] == ["full"] and info["status"]["code"] == 0, info
+
+
 def old_leader_accepts_writes(stack, node: str) -> bool:
     """Whether PostgreSQL on `node` still acknowledges a write, asked inside its container over the socket.
 
@@ -158,16 +278,7 @@ def test_network_partition_of_the_leader_elects_a_new_one_and_loses_no_acknowled
     old = leader(cluster)
     assert old, "no leader before the partition"
     old_container = cluster.container(old)
-    password = cluster.deployment.passwords()[sec.SUPERUSER]
-    dockerstack.docker(
-        "exec",
-        "-i",
-        old_container,
-        "sh",
-        "-c",
-        f"umask 077 && cat > {PROBE_PGPASS}",
-        input=f"*:*:*:{sec.SUPERUSER}:{password}\n".encode(),
-    )
+    write_probe_pgpass(cluster, old)
     assert old_leader_accepts_writes(cluster, old), "the write probe fails on the healthy leader"
     net = network.inputs["name"]
     with WriteLoad(app_dsn(cluster, "qlearning"), tag=f"partition-{time.time_ns()}") as load:

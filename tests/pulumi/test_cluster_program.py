@@ -2,7 +2,9 @@
 
 A stack with `agentdb:replicas: 2` (Pulumi.prod.yaml's, and a dev stack raised to 2 here) declares three
 Patroni nodes with a volume each, three etcd members with a volume each and HAProxy; PgBouncer and the
-schema resources reach the leader through HAProxy. With replicas 0 nothing of the cluster is declared.
+schema resources reach the leader through HAProxy. Each node has its own postgres_exporter; every node
+archives WAL to one repository volume, and the backup container mounts every node's volume at the path
+pgbackrest.conf names. With replicas 0 nothing of the cluster is declared.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from mockstack import IMAGE, REPO, deploy, reveal
 
 from infra import render
 from infra import topology as topo
-from infra.program.common import ETCD_DATA, POSTGRES_MAJOR
+from infra.program.cluster import NODE_VOLUMES
+from infra.program.common import ETCD_DATA, POSTGRES_MAJOR, REPO_VOLUME, SERVICE_UID, limits
 from infra.settings import load
 
 STACK = "dev"
@@ -48,18 +51,40 @@ def test_three_nodes_three_members_and_haproxy(cluster):
     _, deployment = cluster
     containers = deployment.containers()
     assert sorted(n for n in containers if n.startswith(("pg-", "etcd-", "haproxy"))) == [*MEMBERS, "haproxy", *NODES]
-    assert "postgres" not in containers and "backup" not in containers
+    assert "postgres" not in containers and "postgres-exporter" not in containers
+    assert "backup" in containers
 
 
-@pytest.mark.parametrize("unit", [*NODES, *MEMBERS])
-def test_each_node_and_member_has_its_own_volume(cluster, unit):
-    settings, deployment = cluster
-    data_root = render.Layout.docker(settings, POSTGRES_MAJOR).data_root
-    volume = f"agentdb-{STACK}-{unit}-data"
+def pgbackrest_conf(deployment, container: str = "backup") -> dict[str, str]:
+    """The rendered pgbackrest.conf a container receives, as `key -> value` (every section's keys)."""
+    lines = uploaded(deployment.containers()[container], "pgbackrest.conf").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_each_member_has_its_own_volume(cluster, member):
+    _, deployment = cluster
+    volume = f"agentdb-{STACK}-{member}-data"
     assert volume in volume_names(deployment)
-    mounts = deployment.containers()[unit].inputs["volumes"]
-    path = data_root if unit.startswith("pg-") else ETCD_DATA
-    assert mounts == [{"volumeName": volume, "containerPath": path}]
+    assert deployment.containers()[member].inputs["volumes"] == [{"volumeName": volume, "containerPath": ETCD_DATA}]
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_each_node_has_its_volume_and_shares_the_socket_directory_and_the_repository(cluster, index):
+    settings, deployment = cluster
+    layout = render.Layout.docker(settings, POSTGRES_MAJOR)
+    node = f"pg-{index}"
+    conf = pgbackrest_conf(deployment, node)
+    assert conf[f"pg{index}-path"] == f"{layout.data_root}/{node}"  # the data directory, inside its volume
+    mounts = {m["volumeName"]: m["containerPath"] for m in deployment.containers()[node].inputs["volumes"]}
+    assert mounts == {
+        f"agentdb-{STACK}-{node}-data": layout.data_root,
+        # Every node's socket in one directory (each named by its own port) ...
+        f"agentdb-{STACK}-postgres-run-data": conf[f"pg{index}-socket-path"],
+        # ... and one repository, where the leader's archive_command pushes, whoever the leader is.
+        f"agentdb-{STACK}-{REPO_VOLUME}-data": conf["repo1-path"],
+    }
+    assert f"agentdb-{STACK}-{REPO_VOLUME}-data" in volume_names(deployment)
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
@@ -116,22 +141,85 @@ def test_pgbouncer_pools_point_at_haproxy_read_write_and_read_only_ports(cluster
         assert re.search(rf"^{db.name}_replica = host=haproxy port={settings.haproxy_replica_port} ", ini, re.M)
 
 
-def test_schema_and_exporter_reach_the_leader_through_haproxy(cluster):
+def test_schema_reaches_the_leader_through_haproxy(cluster):
     settings, deployment = cluster
     baseline = next(r for r in deployment.resources if r.name == "schema-baseline")
     assert deployment.containers()["haproxy"].urn in baseline.dependencies
     assert f":{settings.haproxy_port}/postgres" in reveal(baseline.inputs["admin_dsn"])
-    exporter = deployment.containers()["postgres-exporter"].inputs
-    assert f"DATA_SOURCE_URI=haproxy:{settings.haproxy_port}/postgres?sslmode=disable" in exporter["envs"]
 
 
-def test_prometheus_scrapes_patroni_and_etcd(cluster):
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_each_node_has_a_postgres_exporter_reading_that_node(cluster, index):
+    settings, deployment = cluster
+    containers = deployment.containers()
+    exporter = containers[f"postgres-exporter-pg-{index}"]
+    inputs = exporter.inputs
+    port = settings.postgres_exporter_port + index - 1  # the topology's rule: base + index - 1
+    # Its own node's PostgreSQL, not HAProxy's: a replica's lag and statistics exist only on that replica.
+    uri = f"DATA_SOURCE_URI=pg-{index}:{settings.postgres_port + index - 1}/postgres?sslmode=disable"
+    assert uri in inputs["envs"]
+    assert f"--web.listen-address=0.0.0.0:{port}" in inputs["command"]
+    assert inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "curl",
+        "-fsS",
+        "-o",
+        "/dev/null",
+        f"http://127.0.0.1:{port}/metrics",
+    ]
+    assert inputs["restart"] == "unless-stopped" and inputs["user"] == str(SERVICE_UID)
+    small = limits(settings)["postgres-exporter"]
+    assert (inputs["memory"], float(inputs["cpus"])) == (small.memory_mb, small.cpus)
+    assert containers[f"pg-{index}"].urn in exporter.dependencies
+    assert exporter.urn in containers["prometheus"].dependencies
+    # The monitoring role's password arrives as a 0600 file, never in the environment or the command.
+    secret = next(u for u in inputs["uploads"] if u["file"].endswith("/secrets/agentdb_monitor"))
+    assert secret["permissions"] == "0600"
+    exposed = str([inputs["envs"], inputs["command"], inputs["healthcheck"]])
+    assert not [name for name, pw in deployment.passwords().items() if pw in exposed]
+
+
+def test_prometheus_scrapes_each_node_s_exporter_patroni_and_etcd(cluster):
     settings, deployment = cluster
     config = uploaded(deployment.containers()["prometheus"], "prometheus.yml")
     for index, node in enumerate(NODES, 1):
+        exporter = f'"postgres-exporter-{node}:{settings.postgres_exporter_port + index - 1}"'
+        assert f'- targets: [{exporter}]\n        labels: {{node: "{node}"}}' in config
         assert f'"{node}:{settings.patroni_port + index - 1}"' in config
     for index, member in enumerate(MEMBERS, 1):
         assert f'"{member}:{settings.etcd_client_port + index - 1}"' in config
+
+
+def test_the_backup_container_sees_every_node_where_pgbackrest_conf_names_it(cluster):
+    settings, deployment = cluster
+    layout = render.Layout.docker(settings, POSTGRES_MAJOR)
+    backup = deployment.containers()["backup"]
+    conf = pgbackrest_conf(deployment)
+    assert conf["backup-standby"] == "y"
+    mounts = {m["volumeName"]: m["containerPath"] for m in backup.inputs["volumes"]}
+    assert mounts[f"agentdb-{STACK}-postgres-run-data"] == conf["pg1-socket-path"]
+    assert mounts[f"agentdb-{STACK}-{REPO_VOLUME}-data"] == conf["repo1-path"]
+    script = backup.inputs["command"][-1]
+    for index, node in enumerate(NODES, 1):
+        volume = mounts[f"agentdb-{STACK}-{node}-data"]
+        assert volume == f"{NODE_VOLUMES}/{node}"
+        # The node mounts its volume at the data root: its data directory is `<node>` inside the volume.
+        assert conf[f"pg{index}-path"] == f"{layout.data_root}/{node}"
+        assert f"ln -sfn {volume}/{node} {conf[f'pg{index}-path']} && " in script
+    # The stanza before the schedule, and the schedule as the single server's backup container runs it.
+    assert script.index("stanza-create") < script.index("exec python3 -m infra.backup_scheduler")
+    assert "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass " in script
+    assert deployment.containers()["haproxy"].urn in backup.dependencies
+
+
+def test_the_backup_container_of_a_single_server_is_unchanged(single):
+    backup = single.containers()["backup"].inputs
+    assert backup["command"][:3] == ["python3", "-m", "infra.backup_scheduler"]
+    assert [m["volumeName"] for m in backup["volumes"]] == [
+        f"agentdb-{STACK}-postgres-data",
+        f"agentdb-{STACK}-postgres-run-data",
+    ]
+    assert not any(REPO_VOLUME in name for name in volume_names(single))
 
 
 def test_the_cluster_images_are_built_only_for_a_cluster(cluster, single):

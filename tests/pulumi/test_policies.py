@@ -19,11 +19,11 @@ from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
 from infra.settings import Settings, SettingsError, load, stack_file
 
 # The services the issue names, each one container, beside the database's own: the single PostgreSQL
-# with its backup container, or the cluster's etcd members, Patroni nodes and HAProxy.
+# or the cluster's etcd members, Patroni nodes and HAProxy, with the backup container and a
+# postgres_exporter per PostgreSQL.
 SERVICES = [
     "pgbouncer",
     "redis",
-    "postgres-exporter",
     "pgbouncer-exporter",
     "redis-exporter",
     "webhook",
@@ -57,8 +57,15 @@ def database_services(stack: str) -> list[str]:
     """The containers of the database tier: read from the topology, as the program maps it."""
     topology = topo.build(settings_of(stack))
     if topology.clustered:
-        return [u.name for u in (*topology.members, *topology.nodes, topology.unit("haproxy"))]
+        return [u.name for u in (*topology.members, *topology.nodes, topology.unit("haproxy"))] + ["backup"]
     return ["postgres", "backup"]
+
+
+def exporters(stack: str) -> dict[str, str]:
+    """Each postgres_exporter container -> the PostgreSQL container it reads (one per cluster node)."""
+    topology = topo.build(settings_of(stack))
+    layout = render.Layout.docker(settings_of(stack), POSTGRES_MAJOR)
+    return {layout.host_of(u.name): u.target for u in topology.of_kind("postgres_exporter")}
 
 
 def primary(stack: str) -> str:
@@ -67,30 +74,37 @@ def primary(stack: str) -> str:
 
 
 def limit_key(stack: str, service: str) -> str:
+    if service in exporters(stack):
+        return "postgres-exporter"
     kinds = {u.name: u.kind for u in topo.build(settings_of(stack)).units}
     return {"patroni": "postgres", "etcd": "etcd", "haproxy": "haproxy"}.get(kinds.get(service, ""), service)
 
 
-CASES = [
-    (stack, service) for stack in STACKS for service in [*database_services(stack), *SERVICES, *tool_services(stack)]
-]
+def all_services(stack: str) -> list[str]:
+    return [*database_services(stack), *exporters(stack), *SERVICES, *tool_services(stack)]
+
+
+CASES = [(stack, service) for stack in STACKS for service in all_services(stack)]
 # Leader -> PgBouncer -> exporters: (container, containers it must start after); "primary" is the leader's.
 ORDER = [
     ("pgbouncer", ["primary"]),
-    ("postgres-exporter", ["primary", "pgbouncer"]),
     ("pgbouncer-exporter", ["primary", "pgbouncer"]),
     ("redis-exporter", ["redis"]),
-    ("prometheus", ["postgres-exporter", "pgbouncer-exporter", "redis-exporter", "alertmanager"]),
+    ("prometheus", ["pgbouncer-exporter", "redis-exporter", "alertmanager"]),
+    ("backup", ["primary"]),
 ]
 
 
 def order(stack: str) -> list[tuple[str, list[str]]]:
-    """ORDER, with the database tier's own: backup after PostgreSQL, or nodes after etcd, HAProxy after nodes."""
+    """ORDER, with each postgres_exporter after its own PostgreSQL and before Prometheus, and the cluster's
+    own: nodes after etcd, HAProxy after nodes."""
     topology = topo.build(settings_of(stack))
+    own = [(exporter, [server]) for exporter, server in exporters(stack).items()]
+    own.append(("prometheus", list(exporters(stack))))
     if not topology.clustered:
-        return [*ORDER, ("backup", ["postgres"])]
+        return [*ORDER, *own]
     nodes = [n.name for n in topology.nodes]
-    return [*ORDER, *((n, [m.name for m in topology.members]) for n in nodes), ("haproxy", nodes)]
+    return [*ORDER, *own, *((n, [m.name for m in topology.members]) for n in nodes), ("haproxy", nodes)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -101,8 +115,7 @@ def test_each_stack_file_validates_and_the_program_reads_the_same_settings(stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_program_declares_every_service(deployments, stack):
-    expected = [*database_services(stack), *SERVICES, *tool_services(stack)]
-    assert sorted(deployments[stack].containers()) == sorted(expected)
+    assert sorted(deployments[stack].containers()) == sorted(all_services(stack))
 
 
 @pytest.mark.parametrize(("stack", "expected"), [("dev", True), ("staging", False), ("prod", False)])
@@ -137,6 +150,13 @@ def test_every_container_has_a_healthcheck_and_a_restart_policy(deployments, sta
     assert health.get("tests") and health["tests"][0] in {"CMD", "CMD-SHELL"}, f"{service}: no healthcheck"
     assert health.get("interval") and health.get("retries"), f"{service}: healthcheck without interval/retries"
     assert container.get("restart") in {"unless-stopped", "always", "on-failure"}, f"{service}: no restart policy"
+
+
+@pytest.mark.parametrize(("stack", "service"), CASES)
+def test_every_container_runs_as_the_unprivileged_service_user(deployments, stack, service):
+    user = deployments[stack].containers()[service].inputs.get("user")
+    # Grafana's official image runs as its own unprivileged user (GRAFANA_UID), which the image sets.
+    assert user == (None if service == "grafana" else str(SERVICE_UID)), f"{service}: runs as {user!r}"
 
 
 @pytest.mark.parametrize("stack", STACKS)

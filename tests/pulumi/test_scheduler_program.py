@@ -6,18 +6,16 @@ import json
 
 import pytest
 import yaml
-from mockstack import REPO, deploy
+from mockstack import deploy
 
-from infra import credentials as sec
+from tests.pulumi.test_external_program import ADMIN, CONFIG, HOST, PASSWORD
 
 
 @pytest.fixture(scope="module")
 def external(tmp_path_factory):
-    doc = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
-    doc["config"]["agentdb:postgresMode"] = "external"
     path = tmp_path_factory.mktemp("external") / "Pulumi.dev.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return deploy("dev", path)
+    path.write_text(yaml.safe_dump({"config": CONFIG}))
+    return deploy("dev", stack_file=path, extra_config={"agentdb:postgresAdminPassword": PASSWORD})
 
 
 def test_no_scheduler_container_on_a_local_postgres(deployments):
@@ -36,13 +34,15 @@ def test_the_scheduler_container_runs_infra_scheduler_with_a_heartbeat_health_ch
 
 def test_its_jobs_file_has_every_databases_jobs_and_the_password_only_its_0600_pgpass(external):
     uploads = {u["file"].rsplit("/", 1)[-1]: u for u in external.containers()["scheduler"].inputs["uploads"]}
-    password = external.passwords()[sec.SUPERUSER]
+    # The provider's admin, with the password from the secret config: in the 0600 pgpass alone.
+    password = PASSWORD
     config = json.loads(uploads["scheduler.json"]["content"])
     assert password not in uploads["scheduler.json"]["content"]
     assert [d["key"] for d in config["databases"]] == external.settings.databases
     assert uploads["scheduler.json"]["permissions"] == "0644"
     assert uploads["scheduler.pgpass"]["permissions"] == "0600"
-    assert uploads["scheduler.pgpass"]["content"].endswith(f":{password}\n")
+    assert uploads["scheduler.pgpass"]["content"].endswith(f":{ADMIN}:{password}\n")
+    assert HOST in uploads["scheduler.pgpass"]["content"]
 
 
 def test_it_starts_after_the_schema_resources(external):

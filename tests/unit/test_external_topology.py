@@ -28,6 +28,7 @@ def test_everything_else_runs_and_points_at_the_server():
         "webhook",
         "alertmanager",
         "prometheus",
+        "scheduler",
     ]
     assert topo.server == topology.ExternalServer("db.example.com", 25060, "require", "postgres")
     assert topo.primary_port == 25060 and not topo.clustered
