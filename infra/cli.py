@@ -235,10 +235,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         aside = backup.restore(stack, target, progress=_progress)
     except backup.TargetError as exc:
         raise SettingsError(str(exc)) from None
-    print(
-        f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; "
+    kept = (
         f"the previous data directory is kept at {aside} (for a cluster, every node's)"
+        if aside.exists()
+        else "there was no data directory to keep (a lost machine)"
     )
+    print(f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; {kept}")
     return 0
 
 

@@ -26,12 +26,14 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import pgadmin, render, report, tools
+from infra import pgadmin, render, report, repository, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
 
 SERVICE_USER = "agentdb"
+# Units that run as the pgBackRest repository host's own user, not as SERVICE_USER.
+REPO_HOST_KINDS = {"pgbackrest_repo", "backup_scheduler"}
 STATE_ROOT = REPO_ROOT / ".stack"
 HEALTH_TIMEOUT_S = 60
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
@@ -54,6 +56,7 @@ class Service:
     stopsignal: str = "TERM"
     environment: str = ""
     scheme: str = "tcp"
+    user: str = ""  # its own system user; empty: the stack's service user
 
 
 @dataclass
@@ -68,14 +71,17 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
+def _chown_tree(root: Path, owner: tuple[int, int], live: Path, skip: tuple[Path, ...] = ()) -> None:
     """Give `root` and everything under it to `owner`, safely while the services are running.
 
     Under `live` (the services' data directories) a directory that `owner` already owns was made
     by a service, and so was everything in it: the walk does not descend there. That keeps a
     second `up` from walking a running PostgreSQL data directory, where files such as
-    pg_internal.init come and go. Files that vanish during the walk are skipped.
+    pg_internal.init come and go. Files that vanish during the walk are skipped, and so is `skip`
+    (directories that belong to another user, such as the pgBackRest repository host's).
     """
+    if root in skip:
+        return
     try:
         st = root.lstat()
         if stat.S_ISLNK(st.st_mode):
@@ -88,7 +94,7 @@ def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
     except FileNotFoundError:
         return
     for child in children:
-        _chown_tree(child, owner, live)
+        _chown_tree(child, owner, live, skip)
 
 
 class LocalStack:
@@ -214,6 +220,7 @@ class LocalStack:
                 stopsignal="INT" if unit.kind in {"postgres", "pgbouncer"} else "TERM",
                 environment=self._environment(unit),
                 scheme=_scheme(unit),
+                user=repository.REPO_USER if _is_root() and unit.kind in REPO_HOST_KINDS else "",
             )
             for unit in topology.units
         ]
@@ -263,13 +270,22 @@ class LocalStack:
             finally:
                 client.close()
 
+        def tcp() -> None:
+            with socket.create_connection((host, health.port), timeout=2):
+                pass
+
         def running() -> None:
             if self.process_states().get(name) != "RUNNING":
                 raise StackError(f"{name} is not running")
 
-        return {"http": http, "postgres": postgres, "pgbouncer": pgbouncer, "redis": redis_ok, "process": running}[
-            health.kind
-        ]
+        return {
+            "http": http,
+            "postgres": postgres,
+            "pgbouncer": pgbouncer,
+            "redis": redis_ok,
+            "process": running,
+            "tcp": tcp,
+        }[health.kind]
 
     def _command(self, unit: topo.Unit) -> str:
         """The command line of one unit's program (no secrets: those stay in 0600 files)."""
@@ -340,9 +356,14 @@ class LocalStack:
                 str(self.etc), str(self.secrets_dir), lay, f"{host}:{unit.port}", str(tools.pgadmin_venv())
             )
             return shlex.join([str(Path(sys.executable)), "-m", "infra.pgadmin_launcher", *args])
+        if unit.kind == "pgbackrest_repo":
+            return f"{tools.binary('pgbackrest')} --config={repository.config_path(self)} server"
+        if unit.kind == "pgbackrest_db":
+            return f"{tools.binary('pgbackrest')} --config={self.etc / 'pgbackrest.conf'} server"
         if unit.kind == "backup_scheduler":
+            # Backups run on the repository host (pgBackRest refuses them elsewhere), as its user.
             return (
-                f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
+                f"{Path(sys.executable)} -m infra.backup_scheduler --config {repository.config_path(self)}"
                 f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
             )
         raise StackError(f"the local runner has no program for units of kind {unit.kind!r} ({unit.name})")
@@ -358,6 +379,9 @@ class LocalStack:
             )
         if unit.kind == "pgbouncer_exporter":
             return f'PGPASSFILE="{self.etc / "pgpass"}"'
+        if unit.kind == "pgbackrest_db":
+            # A backup's remote end connects to PostgreSQL as the superuser with this 0600 file.
+            return f'PGPASSFILE="{self.secrets_dir / "pgbackrest.pgpass"}"'
         return ""
 
     # ----- supervisord -------------------------------------------------------------------------
@@ -450,7 +474,7 @@ class LocalStack:
         self._ensure_traversable(progress)
         secrets = sec.ensure(self.secrets_dir, self.settings, owner)
         if owner:
-            _chown_tree(self.state_dir, owner, self.data)
+            _chown_tree(self.state_dir, owner, self.data, repository.private_paths(self))
         for unit in self.topology.units:
             # Patroni, etcd and pgAdmin make their own data directories' contents; they must own an empty one.
             if unit.kind in {"patroni", "etcd", "pgadmin"}:
@@ -487,6 +511,7 @@ class LocalStack:
         if self.settings.tls:
             self._ensure_certificate(progress, owner)
         files = render.render(self.settings, secrets, lay)
+        repository.prepare(self, files, owner, progress)
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
             files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)

@@ -134,6 +134,22 @@ class Settings(BaseModel):
     agentic_audit_retention_days: int = _f(1095, "agentic: days the audit log is kept", gt=0)
     agentic_trust_rollup_after_days: int = _f(30, "agentic: days after which trust metrics roll up daily", gt=0)
     backup_retention_full: int = _f(2, "pgBackRest: full backups kept", ge=1)
+    # The repository host (infra/repository.py): pgBackRest's TLS server under its own user, away from the data.
+    backup_repo_path: str = _f(
+        "repo",
+        "pgBackRest repository host: where the repository is kept; a relative path is under the stack's state"
+        " directory (local runner)",
+    )
+    backup_repo_port: int = _f(8432, "pgBackRest repository host's TLS server port", ge=1, le=65535)
+    backup_agent_port: int = _f(
+        8442,
+        "The database side's pgBackRest TLS server port: the repository host takes backups through it",
+        ge=1,
+        le=65535,
+    )
+    backup_encryption: bool = _f(
+        False, "pgBackRest: encrypt the repository (aes-256-cbc) with a generated passphrase kept with the secrets"
+    )
 
     # What PostgreSQL logs, for `agentdb report` (pgBadger). -1 turns a threshold off where PostgreSQL allows it.
     log_slow_statement_ms: int = _f(
@@ -222,6 +238,19 @@ class Settings(BaseModel):
         if 1440 % value:
             raise ValueError(f"{value} must divide a day (1440 minutes), for example 15, 60 or 1440")
         return value
+
+    @field_validator("backup_repo_path")
+    @classmethod
+    def _repo_path(cls, value: str) -> str:
+        # The path is written into pgbackrest.conf: a line break or a '..' would put the repository elsewhere.
+        if not value.strip() or any(not c.isprintable() for c in value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be a path with no '..' parts or control characters")
+        # Inside the database side's state the repository would be lost with it, which is what it is for.
+        if value.rstrip("/") == "" or value.split("/")[0] in {"etc", "run", "logs", "secrets", "data", "repo-host"}:
+            raise ValueError(
+                f"{value!r} is the root or inside the stack's own state (etc, run, logs, secrets, data, repo-host)"
+            )
+        return value.rstrip("/")
 
     @field_validator("runbook_base_url")
     @classmethod

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 ETCD_MEMBERS = 3  # a quorum survives one lost member; more buys nothing on one machine
 
-HealthKind = Literal["postgres", "pgbouncer", "redis", "http", "process"]
+HealthKind = Literal["postgres", "pgbouncer", "redis", "http", "process", "tcp"]
 
 
 @dataclass(frozen=True)
@@ -264,14 +264,32 @@ def build(settings: Settings) -> Topology:
             files=("prometheus.yml",),
             data="prometheus",
         ),
+        # pgBackRest's dedicated repository host (its TLS server, its own user) and the database side's
+        # TLS server, through which the repository host reads the data directories for a backup.
+        service(
+            "pgbackrest_repo",
+            "pgbackrest_repo",
+            "backup",
+            "backup_repo_port",
+            Health("tcp", s.backup_repo_port),
+            files=("pgbackrest-repo.conf",),
+        ),
+        service(
+            "pgbackrest_db",
+            "pgbackrest_db",
+            "backup",
+            "backup_agent_port",
+            Health("tcp", s.backup_agent_port),
+            files=("pgbackrest.conf",),
+        ),
         service(
             "backup_scheduler",
             "backup_scheduler",
             "backup",
             None,
             Health("process"),
-            after=(database,),
-            files=("pgbackrest.conf",),
+            after=(database, "pgbackrest_repo", "pgbackrest_db"),
+            files=("pgbackrest-repo.conf",),
         ),
     ]
     if s.tools:

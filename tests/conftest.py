@@ -36,6 +36,8 @@ SERVICES = [
     "webhook",
     "alertmanager",
     "prometheus",
+    "pgbackrest_repo",
+    "pgbackrest_db",
     "backup_scheduler",
 ]
 LISTENING = [name for name in SERVICES if name != "backup_scheduler"]

@@ -30,6 +30,7 @@ CHANGED: dict[str, Any] = {
     "grafana_image": "grafana/grafana-oss:11.3.1",
     "databases": ["qlearning", "orchestrator", "afs"],
     "log_rotation_age_min": 30,  # must divide a day
+    "backup_repo_path": "/srv/backups/agentdb",
 }
 
 

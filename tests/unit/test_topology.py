@@ -20,6 +20,8 @@ SINGLE = [
     "webhook",
     "alertmanager",
     "prometheus",
+    "pgbackrest_repo",
+    "pgbackrest_db",
     "backup_scheduler",
 ]
 CLUSTER_OF_2 = [
@@ -89,6 +91,8 @@ def test_replicas_0_is_todays_stack_on_todays_ports():
         "webhook": 9095,
         "alertmanager": 9093,
         "prometheus": 9090,
+        "pgbackrest_repo": 8432,
+        "pgbackrest_db": 8442,
         "backup_scheduler": 0,
     }
 
@@ -135,6 +139,7 @@ def test_cluster_endpoints_are_haproxys_ports():
         ("haproxy", "postgres", 5000, ""),
         ("pgbouncer", "pgbouncer", 6432, ""),
         ("backup_scheduler", "process", 0, ""),
+        ("pgbackrest_repo", "tcp", 8432, ""),
     ],
 )
 def test_health_checks_are_data(unit, kind, port, path):
