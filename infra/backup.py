@@ -150,12 +150,26 @@ def check(stack: LocalStack) -> None:
     run(stack, "check", "--log-level-console=warn")
 
 
-def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = None) -> BackupInfo:
-    """Take a backup of `kind` (full, diff or incr) and return what the repository records for it."""
+def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = None, repo: int = 1) -> BackupInfo:
+    """Take a backup of `kind` (full, diff or incr) into repository `repo`; return what it records for it."""
     if kind not in KINDS:
         raise BackupError(f"--type: {kind!r} is not a backup type; use one of {', '.join(KINDS)}")
+    kept = repository.kept_repos(stack.settings)
+    if repo not in kept:
+        raise TargetError(
+            f"--repo: {repo} is not a repository the repository host keeps; it keeps {', '.join(map(str, kept))}"
+            " (1 is its own; agentdb:backupRepos entries of type host are backed up on their own host)"
+        )
     _prepare(stack)
-    run(stack, "backup", f"--type={kind}", "--log-level-console=info", progress=progress, on_repo=True)
+    run(
+        stack,
+        "backup",
+        f"--type={kind}",
+        f"--repo={repo}",
+        "--log-level-console=info",
+        progress=progress,
+        on_repo=True,
+    )
     backups = info(stack)
     if not backups:
         raise BackupError("pgbackrest reported success but the repository lists no backup")

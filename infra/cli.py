@@ -215,8 +215,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     stack = _stack(args)
     require_running(stack)
     start = time.monotonic()
-    print(f"taking a {args.type} backup of stack {stack.name} into {backup.repo_path(stack)}", flush=True)
-    taken = backup.backup(stack, args.type, progress=_progress)
+    where = backup.repo_path(stack) if args.repo == 1 else f"repository {args.repo} (agentdb:backupRepos)"
+    print(f"taking a {args.type} backup of stack {stack.name} into {where}", flush=True)
+    try:
+        taken = backup.backup(stack, args.type, progress=_progress, repo=args.repo)
+    except backup.TargetError as exc:
+        raise SettingsError(str(exc)) from None
     print(
         f"backup {taken.label} ({taken.kind}) done in {time.monotonic() - start:.1f}s: "
         f"{taken.size_bytes / 2**20:.1f} MiB of data, {taken.repo_size_bytes / 2**20:.1f} MiB in the repository"
@@ -349,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup_cmd = sub.add_parser("backup", parents=[common], help="take a pgBackRest backup now")
     backup_cmd.add_argument("--type", choices=["full", "diff", "incr"], default="incr", help="default incr")
+    backup_cmd.add_argument(
+        "--repo", type=int, default=1, help="1, the repository host's (default), or 2.. for agentdb:backupRepos"
+    )
     backup_cmd.set_defaults(func=cmd_backup)
 
     restore = sub.add_parser(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jinja2
 
+from infra import backup_repos, tuning
 from infra import credentials as sec
 from infra import topology as topo
-from infra import tuning
 from infra.databases import REPO_ROOT
 from infra.settings import Settings
 
@@ -231,7 +231,15 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         "names": sec,
         "max_db_connections": settings.default_pool_size + settings.reserve_pool_size,
         "cron_workers": CRON_WORKERS,
-        "pgbackrest": {"stanza": PGBACKREST_STANZA, "repo_cn": PGBACKREST_REPO_CN, "db_cn": PGBACKREST_DB_CN},
+        "pgbackrest": {
+            "stanza": PGBACKREST_STANZA,
+            "repo_cn": PGBACKREST_REPO_CN,
+            "db_cn": PGBACKREST_DB_CN,
+            "compress": tuning.backup_compression(settings.cpus),
+            # repoN of each agentdb:backupRepos entry the repository host keeps (posix, s3), in order.
+            "repo_index": [i + 2 for i, r in enumerate(settings.backup_repos) if r.type != "host"],
+            "s3_secrets": backup_repos.s3_secret_names,
+        },
     }
     files = {
         name: RenderedFile(env.get_template(template).render(**context), mode)

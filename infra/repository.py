@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from infra import render
+from infra import backup_repos, render
 
 if TYPE_CHECKING:
     from infra.runner import LocalStack
@@ -82,6 +82,32 @@ def ensure_user(progress: Progress) -> None:
         )
 
 
+def kept_repos(settings) -> list[int]:
+    """The pgBackRest repository numbers the repository host keeps: 1, and each posix or s3 entry's."""
+    return [1, *(i + 2 for i, r in enumerate(settings.backup_repos) if r.type != "host")]
+
+
+def provided_secrets(stack: LocalStack) -> dict[str, str]:
+    """The S3 keys of agentdb:backupRepos, from files the operator puts in the secrets directory.
+
+    They cannot be generated; a missing one stops `up` before anything starts, naming the file.
+    """
+    out: dict[str, str] = {}
+    for i, repo in enumerate(stack.settings.backup_repos):
+        if repo.type != "s3":
+            continue
+        for name in backup_repos.s3_secret_names(i + 2):
+            path = stack.secrets_dir / name
+            if not path.is_file() or not path.read_text().strip():
+                from infra.runner import StackError
+
+                raise StackError(
+                    f"agentdb:backupRepos[{i}] (s3): put its key in {path} (mode 0600); agentdb cannot make it"
+                )
+            out[name] = path.read_text().strip()
+    return out
+
+
 def private_paths(stack: LocalStack) -> tuple[Path, ...]:
     """The directories the database side's user must never be given (the runner's chown skips them)."""
     return home(stack), repo_path(stack)
@@ -97,12 +123,14 @@ def prepare(
     ensure_user(progress)
     repo_owner = owner()
     rendered = files.pop(CONFIG)
+    posix = [Path(r.path) for r in stack.settings.backup_repos if r.type == "posix"]
     for directory, mode in (
         (home(stack), 0o700),
         (home(stack) / "tls", 0o700),
         (home(stack) / "log", 0o750),
         (home(stack) / "run", 0o750),
         (repo_path(stack), 0o750),
+        *((path, 0o750) for path in posix),
     ):
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, mode)

@@ -510,7 +510,7 @@ class LocalStack:
                 raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         if self.settings.tls:
             self._ensure_certificate(progress, owner)
-        files = render.render(self.settings, secrets, lay)
+        files = render.render(self.settings, {**secrets, **repository.provided_secrets(self)}, lay)
         repository.prepare(self, files, owner, progress)
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()

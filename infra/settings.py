@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.backup_repos import RepoEntry
 from infra.databases import DATABASES, REPO_ROOT
 
 NAMESPACE = "agentdb"
@@ -134,6 +135,15 @@ class Settings(BaseModel):
     agentic_audit_retention_days: int = _f(1095, "agentic: days the audit log is kept", gt=0)
     agentic_trust_rollup_after_days: int = _f(30, "agentic: days after which trust metrics roll up daily", gt=0)
     backup_retention_full: int = _f(2, "pgBackRest: full backups kept", ge=1)
+    backup_retention_diff: int = _f(
+        6, "pgBackRest: differential backups kept (a week of dailies between weekly fulls)", ge=1
+    )
+    backup_retention_archive: int = _f(
+        0,
+        "pgBackRest: full backups whose WAL is kept for point-in-time recovery (older ones keep only the WAL"
+        " that makes them consistent); 0 keeps it for every kept full backup",
+        ge=0,
+    )
     # The repository host (infra/repository.py): pgBackRest's TLS server under its own user, away from the data.
     backup_repo_path: str = _f(
         "repo",
@@ -146,6 +156,13 @@ class Settings(BaseModel):
         "The database side's pgBackRest TLS server port: the repository host takes backups through it",
         ge=1,
         le=65535,
+    )
+    backup_repos: list[RepoEntry] = _f(
+        [],
+        "pgBackRest: further repositories, rendered as repo2, repo3, ...: each {type: posix, path},"
+        " {type: s3, endpoint, bucket, region, path, uriStyle} or {type: host, host, port, config, caFile,"
+        " certFile, keyFile} (docs/backup.md)",
+        max_length=3,
     )
     backup_encryption: bool = _f(
         False, "pgBackRest: encrypt the repository (aes-256-cbc) with a generated passphrase kept with the secrets"
@@ -279,6 +296,14 @@ class Settings(BaseModel):
             raise ValueError(
                 f"patroniLoopWait ({self.patroni_loop_wait}) must be at most half of patroniTtl ({self.patroni_ttl})"
             )
+        if self.backup_retention_archive > self.backup_retention_full:
+            raise ValueError(
+                f"backupRetentionArchive ({self.backup_retention_archive}) must be at most backupRetentionFull"
+                f" ({self.backup_retention_full}): WAL is kept only for full backups that are kept"
+            )
+        posix = [r.path for r in self.backup_repos if r.type == "posix"]
+        if len(set(posix)) != len(posix):
+            raise ValueError("backupRepos: two posix entries name the same path; each repository needs its own")
         from infra import topology  # the topology says what runs, so it knows which ports must differ
 
         topology.check_ports(self)
@@ -328,6 +353,12 @@ def _key_of(loc: tuple) -> str:
     field = str(loc[0]) if loc else ""
     if field in Settings.model_fields:
         field = to_camel(field)
+    # Inside a list of typed entries (agentdb:backupRepos): the entry's index and field, not its type tag.
+    for part in loc[1:]:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif part not in {"posix", "s3", "host"}:
+            field += f".{to_camel(str(part))}"
     return f"{NAMESPACE}:{field}" if field else NAMESPACE
 
 
@@ -385,7 +416,8 @@ def pulumi_config_schema() -> dict[str, dict[str, Any]]:
         default = field.default
         entry: dict[str, Any] = {"type": types.get(type(default), "string"), "description": field.description}
         if isinstance(default, list):
-            entry["items"] = {"type": "string"}
+            # backupRepos holds mappings (infra/backup_repos.py); every other list holds names.
+            entry["items"] = {"type": "object" if name == "backup_repos" else "string"}
         entry["default"] = str(default) if isinstance(default, float) else default
         schema[f"{NAMESPACE}:{to_camel(name)}"] = entry
     return schema

@@ -31,6 +31,7 @@ CHANGED: dict[str, Any] = {
     "databases": ["qlearning", "orchestrator", "afs"],
     "log_rotation_age_min": 30,  # must divide a day
     "backup_repo_path": "/srv/backups/agentdb",
+    "backup_repos": [{"type": "posix", "path": "/srv/backups/second"}],
 }
 
 
