@@ -245,6 +245,9 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         name: RenderedFile(env.get_template(template).render(**context), mode)
         for name, (template, mode) in FILES.items()
     }
+    if layout.unit_hosts:
+        # The Docker realization runs no repository host yet: its repository stays on PostgreSQL's volume.
+        del files["pgbackrest-repo.conf"]
     if topology.clustered:
         # One Patroni file per node from one template; PostgreSQL's parameters are the ones
         # postgresql.conf would carry, so a node is tuned exactly like the single server.
