@@ -41,8 +41,9 @@ def test_the_database_side_cannot_read_the_repository_or_its_key(host, stack, pa
 def test_pgbackrest_from_the_database_side_reaches_the_repository(host, stack, command):
     """What monitoring and operators run: the database side's rendered configuration, over TLS."""
     config = stack.state_dir / "etc" / "pgbackrest.conf"
+    pgpass = stack.state_dir / "secrets" / "pgbackrest.pgpass"  # check connects to PostgreSQL, as infra.backup does
     result = host.run(
-        f"cd / && runuser -u {SERVICE_USER} -- pgbackrest --config={config} --stanza=agentdb {command}"
-        " --log-level-console=warn"
+        f"cd / && runuser -u {SERVICE_USER} -- env PGPASSFILE={pgpass} pgbackrest --config={config} --stanza=agentdb"
+        f" {command} --log-level-console=warn"
     )
     assert result.rc == 0, result.stdout + result.stderr
