@@ -15,6 +15,7 @@ leaves both intact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import subprocess
@@ -106,6 +107,39 @@ def provided_secrets(stack: LocalStack) -> dict[str, str]:
                 )
             out[name] = path.read_text().strip()
     return out
+
+
+def stray_processes(stack: LocalStack) -> list[int]:
+    """pgBackRest processes of this stack that supervisord does not own: the asynchronous archive-push.
+
+    archive-async forks a detached process that outlives PostgreSQL by up to a segment's push, and
+    would recreate its spool directory after `destroy` deleted the state.
+    """
+    configs = (f"--config={stack.etc / 'pgbackrest.conf'}", f"--config={config_path(stack)}")
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if any(arg.decode(errors="replace") in configs for arg in args):
+            found.append(int(proc.name))
+    return found
+
+
+def stop_strays(stack: LocalStack, timeout: float = 30.0) -> None:
+    """Let this stack's detached pgBackRest processes finish (they push WAL), then stop what remains."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (pids := stray_processes(stack)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # it finished meanwhile
+            os.kill(pid, signal.SIGTERM)
 
 
 def private_paths(stack: LocalStack) -> tuple[Path, ...]:

@@ -661,6 +661,7 @@ class LocalStack:
     def destroy(self, progress: Progress = print) -> None:
         """Stop everything and delete the state directory."""
         self.down(progress)
+        repository.stop_strays(self)  # the asynchronous archive-push would write into the deleted state
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
             progress(f"deleted {self.state_dir}")
