@@ -1,10 +1,13 @@
-"""Backups and point-in-time recovery with pgBackRest: one stanza per stack, the repository in its state.
+"""Backups and point-in-time recovery with pgBackRest: one stanza per stack, on a dedicated repository host.
 
-The stack renders `etc/pgbackrest.conf` (config/pgbackrest.conf.j2); PostgreSQL pushes every WAL
-segment with `archive_command`; `up` creates the stanza; `infra.backup_scheduler` takes the scheduled
-backups; `agentdb backup` and `agentdb restore --to <timestamp>` call `backup()` and `restore()`.
-pgBackRest always runs as the user that runs PostgreSQL, and reads the superuser's password from a
-0600 pgpass file in the secrets directory (never from its command line or environment).
+The stack renders `etc/pgbackrest.conf` (config/pgbackrest.conf.j2, the database side) and the
+repository host's configuration (config/pgbackrest-repo.conf.j2, infra/repository.py); PostgreSQL
+pushes every WAL segment to the repository host over TLS with `archive_command`; `up` creates the
+stanza; `infra.backup_scheduler` takes the scheduled backups on the repository host; `agentdb backup`
+and `agentdb restore --to <timestamp>` call `backup()` and `restore()`. Backups run on the repository
+host as its own user (pgBackRest takes them only there); everything else runs on the database side as
+PostgreSQL's user, which reads the superuser's password from a 0600 pgpass file in the secrets
+directory (never from its command line or environment).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra import credentials as sec
+from infra import repository
 from infra.render import PGBACKREST_STANZA
 
 if TYPE_CHECKING:
@@ -52,7 +56,8 @@ class BackupInfo:
 
 
 def repo_path(stack: LocalStack) -> Path:
-    return stack.data / "pgbackrest"
+    """Where the repository host keeps the repository."""
+    return repository.repo_path(stack)
 
 
 def config_path(stack: LocalStack) -> Path:
@@ -72,10 +77,10 @@ def _require_own_server(stack: LocalStack) -> None:
 
 
 def _prepare(stack: LocalStack) -> None:
-    """Repository, lock and log directories and the pgpass file, owned by the service user."""
+    """The database side's lock, spool and log directories and the pgpass file, owned by the service user."""
     _require_own_server(stack)
     owner = stack._owner()
-    for directory in (repo_path(stack), stack.run_dir / "pgbackrest", stack.logs / "pgbackrest"):
+    for directory in (stack.run_dir / "pgbackrest", stack.logs / "pgbackrest"):
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o750)
         if owner:
@@ -89,7 +94,10 @@ def _prepare(stack: LocalStack) -> None:
         os.chown(path, *owner)
 
 
-def _command(stack: LocalStack, *args: str) -> list[str]:
+def _command(stack: LocalStack, *args: str, on_repo: bool = False) -> list[str]:
+    if on_repo:
+        cmd = ["pgbackrest", f"--config={repository.config_path(stack)}", f"--stanza={PGBACKREST_STANZA}", *args]
+        return repository.as_repo_user(cmd)
     cmd = ["pgbackrest", f"--config={config_path(stack)}", f"--stanza={PGBACKREST_STANZA}", *args]
     if stack._owner():
         from infra.runner import SERVICE_USER
@@ -98,16 +106,26 @@ def _command(stack: LocalStack, *args: str) -> list[str]:
     return cmd
 
 
-def run(stack: LocalStack, *args: str, progress: Progress | None = None, timeout: float | None = None) -> str:
-    """Run one pgBackRest command as the service user; stream its lines to `progress`; return stdout."""
+def run(
+    stack: LocalStack,
+    *args: str,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+    on_repo: bool = False,
+) -> str:
+    """Run one pgBackRest command on the database side (or `on_repo`, the repository host) as its user.
+
+    Its lines stream to `progress`; returns stdout.
+    """
     if shutil.which("pgbackrest") is None:
         raise BackupError("pgbackrest not found on PATH: install the Debian package pgbackrest (make deps)")
     env = {**os.environ, "PGPASSFILE": str(pgpass_path(stack))}
     proc = subprocess.Popen(
-        _command(stack, *args),
+        _command(stack, *args, on_repo=on_repo),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",  # a repository read with the wrong passphrase quotes bytes that are not UTF-8
         env=env,
         cwd="/",
     )
@@ -124,9 +142,8 @@ def run(stack: LocalStack, *args: str, progress: Progress | None = None, timeout
         raise BackupError(f"pgbackrest {args[0]} did not finish within {timeout:.0f}s") from None
     if code != 0:
         tail = "" if progress else "\n".join(lines[-15:])  # with progress, the lines are already shown
-        raise BackupError(
-            f"pgbackrest {args[0]} failed (exit {code}); log: {stack.logs / 'pgbackrest'}\n{tail}".rstrip()
-        )
+        logs = repository.home(stack) / "log" if on_repo else stack.logs / "pgbackrest"
+        raise BackupError(f"pgbackrest {args[0]} failed (exit {code}); log: {logs}\n{tail}".rstrip())
     return "\n".join(lines)
 
 
@@ -142,12 +159,26 @@ def check(stack: LocalStack) -> None:
     run(stack, "check", "--log-level-console=warn")
 
 
-def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = None) -> BackupInfo:
-    """Take a backup of `kind` (full, diff or incr) and return what the repository records for it."""
+def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = None, repo: int = 1) -> BackupInfo:
+    """Take a backup of `kind` (full, diff or incr) into repository `repo`; return what it records for it."""
     if kind not in KINDS:
         raise BackupError(f"--type: {kind!r} is not a backup type; use one of {', '.join(KINDS)}")
+    kept = repository.kept_repos(stack.settings)
+    if repo not in kept:
+        raise TargetError(
+            f"--repo: {repo} is not a repository the repository host keeps; it keeps {', '.join(map(str, kept))}"
+            " (1 is its own; agentdb:backupRepos entries of type host are backed up on their own host)"
+        )
     _prepare(stack)
-    run(stack, "backup", f"--type={kind}", "--log-level-console=info", progress=progress)
+    run(
+        stack,
+        "backup",
+        f"--type={kind}",
+        f"--repo={repo}",
+        "--log-level-console=info",
+        progress=progress,
+        on_repo=True,
+    )
     backups = info(stack)
     if not backups:
         raise BackupError("pgbackrest reported success but the repository lists no backup")
@@ -155,11 +186,14 @@ def backup(stack: LocalStack, kind: str = "incr", progress: Progress | None = No
 
 
 def info(stack: LocalStack) -> list[BackupInfo]:
-    """The backups in the repository, oldest first."""
+    """The backups in the repository, oldest first (read on the repository host itself)."""
     _prepare(stack)
-    doc = json.loads(run(stack, "info", "--output=json", "--log-level-console=warn") or "[]")
+    text = run(stack, "info", "--output=json", "--log-level-console=warn", on_repo=True)
+    # strict=False: an undecryptable repository's status quotes the garbage, control characters included.
+    doc = json.loads(text or "[]", strict=False)
     out = []
     for stanza in doc:
+        _refuse_undecryptable(stack, stanza)
         for b in stanza.get("backup", []):
             out.append(
                 BackupInfo(
@@ -172,6 +206,22 @@ def info(stack: LocalStack) -> list[BackupInfo]:
                 )
             )
     return out
+
+
+def _refuse_undecryptable(stack: LocalStack, stanza: dict) -> None:
+    """A repository its passphrase cannot read reports garbage where backup.info's sections should be.
+
+    pgBackRest 2.45 then fails with an unrelated message (or, over TLS, a crash of its remote end),
+    so the cause is named here, before a restore touches anything.
+    """
+    for repo in stanza.get("repo", []):
+        message = repo.get("status", {}).get("message", "")
+        if "FormatError" in message and "outside of section" in message:
+            raise BackupError(
+                "the repository cannot be decrypted: the passphrase in "
+                f"{stack.secrets_dir / sec.PGBACKREST_CIPHER} (agentdb:backupEncryption) is not the one it was "
+                f"made with; put the right passphrase back, or move {repo_path(stack)} aside to start a new one"
+            )
 
 
 def parse_timestamp(text: str) -> dt.datetime:

@@ -38,6 +38,9 @@ SCHEDULE_HOUR = 1
 VERIFY_HOUR = 2  # after the backup, which takes well under an hour at these sizes
 DRILL_HOUR = 3
 VERIFY_TIMEOUT_S = 3600
+# What one process may be given: the backups run where the repository is (the repository host's
+# user), verify and drills from the database side, which also serves the metrics.
+JOBS = ("backup", "verify", "drill")
 
 
 def next_slot(now: dt.datetime) -> tuple[dt.datetime, str]:
@@ -53,10 +56,16 @@ def _daily(now: dt.datetime, hour: int) -> dt.datetime:
     return slot if slot > now else slot + dt.timedelta(days=1)
 
 
-def next_job(now: dt.datetime, drill_every_days: int | None) -> tuple[dt.datetime, str]:
-    """The next job after `now`: ("full" | "diff", "verify" or "drill") and when it runs."""
-    slots = [next_slot(now), (_daily(now, VERIFY_HOUR), "verify")]
-    if drill_every_days:
+def next_job(
+    now: dt.datetime, drill_every_days: int | None, jobs: frozenset[str] = frozenset(JOBS)
+) -> tuple[dt.datetime, str]:
+    """The next job after `now` among `jobs`: ("full" | "diff", "verify" or "drill") and when it runs."""
+    slots = []
+    if "backup" in jobs:
+        slots.append(next_slot(now))
+    if "verify" in jobs:
+        slots.append((_daily(now, VERIFY_HOUR), "verify"))
+    if drill_every_days and "drill" in jobs:
         slot = _daily(now, DRILL_HOUR)
         while (slot.date() - dt.date(1970, 1, 1)).days % drill_every_days:
             slot += dt.timedelta(days=1)
@@ -95,8 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="pgbackrest.conf of the stack")
     parser.add_argument("--stanza", required=True, help="the stack's pgBackRest stanza")
     parser.add_argument("--pgpassfile", required=True, help="pgpass file with the superuser's password")
-    parser.add_argument("--status-dir", required=True, help="where verify and drill results are recorded")
-    parser.add_argument("--metrics-listen", required=True, help="HOST:PORT of the Prometheus metrics")
+    parser.add_argument("--status-dir", help="where verify and drill results are recorded (needed by them)")
+    parser.add_argument("--metrics-listen", help="HOST:PORT of the Prometheus metrics; none without it")
+    parser.add_argument(
+        "--jobs",
+        default=",".join(JOBS),
+        help=f"comma-separated jobs this process schedules, of {', '.join(JOBS)} (default: all)",
+    )
     parser.add_argument("--drill-every-days", type=int, default=7, help="days between restore drills")
     parser.add_argument("--bindir", help="PostgreSQL's bin directory; without it no drill runs here")
     parser.add_argument("--scratch", help="directory the drill restores into (a subdirectory, removed after)")
@@ -106,15 +120,21 @@ def main(argv: list[str] | None = None) -> int:
         help="run this job now, once, and exit (status 1 when it fails) instead of the schedule",
     )
     args = parser.parse_args(argv)
+    jobs = frozenset(j.strip() for j in args.jobs.split(",") if j.strip())
+    if not jobs or jobs - set(JOBS):
+        parser.error(f"--jobs {args.jobs!r}: name some of {', '.join(JOBS)}")
+    if jobs & {"verify", "drill"} and not args.status_dir:
+        parser.error("--status-dir is needed where verify or drills run")
     env = {**os.environ, "PGPASSFILE": args.pgpassfile}
-    status_dir = Path(args.status_dir)
-    host, _, port = args.metrics_listen.rpartition(":")
-    drill_days = args.drill_every_days if args.bindir else None
+    status_dir = Path(args.status_dir) if args.status_dir else Path()
+    drill_days = args.drill_every_days if args.bindir and "drill" in jobs else None
     if args.once:
         return 0 if run_job(args.once, args, env, status_dir) else 1
-    backup_metrics.serve(host, int(port), args.config, args.stanza, env, status_dir, drill_enabled=bool(drill_days))
+    if args.metrics_listen:
+        host, _, port = args.metrics_listen.rpartition(":")
+        backup_metrics.serve(host, int(port), args.config, args.stanza, env, status_dir, drill_enabled=bool(drill_days))
     while True:
-        slot, job = next_job(dt.datetime.now(dt.UTC), drill_days)
+        slot, job = next_job(dt.datetime.now(dt.UTC), drill_days, jobs)
         _log(f"next job: {job} at {slot:%Y-%m-%d %H:%M} UTC")
         while (wait := (slot - dt.datetime.now(dt.UTC)).total_seconds()) > 0:
             time.sleep(min(wait, 60))

@@ -226,8 +226,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     stack = _stack(args)
     require_running(stack)
     start = time.monotonic()
-    print(f"taking a {args.type} backup of stack {stack.name} into {backup.repo_path(stack)}", flush=True)
-    taken = backup.backup(stack, args.type, progress=_progress)
+    where = backup.repo_path(stack) if args.repo == 1 else f"repository {args.repo} (agentdb:backupRepos)"
+    print(f"taking a {args.type} backup of stack {stack.name} into {where}", flush=True)
+    try:
+        taken = backup.backup(stack, args.type, progress=_progress, repo=args.repo)
+    except backup.TargetError as exc:
+        raise SettingsError(str(exc)) from None
     print(
         f"backup {taken.label} ({taken.kind}) done in {time.monotonic() - start:.1f}s: "
         f"{taken.size_bytes / 2**20:.1f} MiB of data, {taken.repo_size_bytes / 2**20:.1f} MiB in the repository"
@@ -246,10 +250,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         aside = backup.restore(stack, target, progress=_progress)
     except backup.TargetError as exc:
         raise SettingsError(str(exc)) from None
-    print(
-        f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; "
+    kept = (
         f"the previous data directory is kept at {aside} (for a cluster, every node's)"
+        if aside.exists()
+        else "there was no data directory to keep (a lost machine)"
     )
+    print(f"restored stack {stack.name} to {target.isoformat()} in {time.monotonic() - start:.1f}s; {kept}")
     return 0
 
 
@@ -368,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup_cmd = sub.add_parser("backup", parents=[common], help="take a pgBackRest backup now")
     backup_cmd.add_argument("--type", choices=["full", "diff", "incr"], default="incr", help="default incr")
+    backup_cmd.add_argument(
+        "--repo", type=int, default=1, help="1, the repository host's (default), or 2.. for agentdb:backupRepos"
+    )
     backup_cmd.set_defaults(func=cmd_backup)
 
     restore = sub.add_parser(

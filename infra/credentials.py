@@ -31,6 +31,7 @@ REPLICATION_USER = "replicator"  # cluster only: Patroni creates it, replicas st
 PATRONI_REST_USER = "patroni"  # cluster only: guards Patroni's switchover, failover and restart endpoints
 PGADMIN_LOGIN = "pgadmin_login"  # agentdb:tools only: pgAdmin's admin login, an email address
 PGADMIN_PASSWORD = "pgadmin"  # agentdb:tools only: its password
+PGBACKREST_CIPHER = "pgbackrest_cipher"  # agentdb:backupEncryption only: the repository's passphrase
 PGADMIN_LOGIN_DOMAIN = "agentdb.example.com"  # a domain pgAdmin's email check accepts; no mail is sent
 
 
@@ -51,6 +52,8 @@ def secret_names(settings: Settings) -> list[str]:
         names += [REPLICATION_USER, PATRONI_REST_USER]
     if settings.tools:
         names += [PGADMIN_LOGIN, PGADMIN_PASSWORD]
+    if settings.backup_encryption:
+        names.append(PGBACKREST_CIPHER)
     return names
 
 

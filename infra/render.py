@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jinja2
 
+from infra import backup_repos, tuning
 from infra import credentials as sec
 from infra import topology as topo
-from infra import tuning
 from infra.databases import REPO_ROOT
 from infra.settings import Settings
 
@@ -23,6 +23,9 @@ EXTRA_CONNECTIONS = 10
 CRON_WORKERS = 4
 # The pgBackRest stanza: one per cluster, and each stack has its own repository (infra/backup.py).
 PGBACKREST_STANZA = "agentdb"
+# The common names of the repository host's and the database side's TLS certificates (tls-server-auth).
+PGBACKREST_REPO_CN = "pgbackrest-repo"
+PGBACKREST_DB_CN = "pgbackrest-db"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Layout:
     client_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     postgres_major: int = 15
     unit_hosts: bool = False  # each unit has its own host name (its container's), else all share `listen`
+    # pgBackRest's repository host: its own configuration, certificates, logs and locks, and the repository.
+    repo_home: str = "/var/lib/pgbackrest"
+    repo_path: str = "/var/lib/pgbackrest/repo"
 
     @property
     def data_root(self) -> str:
@@ -87,6 +93,8 @@ class Layout:
             webhook_host=host,
             exporter_hosts={"postgres_exporter": host, "pgbouncer_exporter": host, "redis_exporter": host},
             postgres_major=postgres_major,
+            repo_home=str(state_dir / "repo-host"),
+            repo_path=str(state_dir / settings.backup_repo_path),  # an absolute path stays as it is
         )
 
     @classmethod
@@ -173,6 +181,8 @@ FILES: dict[str, tuple[str, int]] = {
     "alertmanager.yml": ("alertmanager.yml.j2", 0o644),
     "pgpass": ("pgpass.j2", 0o600),
     "pgbackrest.conf": ("pgbackrest.conf.j2", 0o644),
+    # The repository host's: the local runner moves it into that host's own directory (infra/repository.py).
+    "pgbackrest-repo.conf": ("pgbackrest-repo.conf.j2", 0o600),
 }
 
 
@@ -229,7 +239,15 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         "names": sec,
         "max_db_connections": settings.default_pool_size + settings.reserve_pool_size,
         "cron_workers": CRON_WORKERS,
-        "pgbackrest": {"stanza": PGBACKREST_STANZA},
+        "pgbackrest": {
+            "stanza": PGBACKREST_STANZA,
+            "repo_cn": PGBACKREST_REPO_CN,
+            "db_cn": PGBACKREST_DB_CN,
+            "compress": tuning.backup_compression(settings.cpus),
+            # repoN of each agentdb:backupRepos entry the repository host keeps (posix, s3), in order.
+            "repo_index": [i + 2 for i, r in enumerate(settings.backup_repos) if r.type != "host"],
+            "s3_secrets": backup_repos.s3_secret_names,
+        },
     }
     files = {
         name: RenderedFile(env.get_template(template).render(**context), mode)
@@ -237,6 +255,9 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         # An external server's configuration and backups are its provider's.
         if not (topology.external and name in _SERVER_FILES)
     }
+    if layout.unit_hosts:
+        # The Docker realization runs no repository host yet: its repository stays on PostgreSQL's volume.
+        del files["pgbackrest-repo.conf"]
     if topology.clustered:
         # One Patroni file per node from one template; PostgreSQL's parameters are the ones
         # postgresql.conf would carry, so a node is tuned exactly like the single server.

@@ -26,12 +26,14 @@ from urllib.parse import quote
 import jinja2
 
 from infra import credentials as sec
-from infra import external, pgadmin, render, report, scheduler, tools
+from infra import external, pgadmin, render, report, repository, scheduler, tools
 from infra import topology as topo
 from infra.databases import DATABASES, REPO_ROOT, Database
 from infra.settings import Settings
 
 SERVICE_USER = "agentdb"
+# Units that run as the pgBackRest repository host's own user, not as SERVICE_USER.
+REPO_HOST_KINDS = {"pgbackrest_repo", "backup_scheduler"}
 STATE_ROOT = REPO_ROOT / ".stack"
 HEALTH_TIMEOUT_S = 60
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
@@ -55,6 +57,7 @@ class Service:
     environment: str = ""
     scheme: str = "tcp"
     autostart: bool = True  # False: `up` starts it once the baseline is applied
+    user: str = ""  # its own system user; empty: the stack's service user
 
 
 @dataclass
@@ -69,14 +72,17 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
+def _chown_tree(root: Path, owner: tuple[int, int], live: Path, skip: tuple[Path, ...] = ()) -> None:
     """Give `root` and everything under it to `owner`, safely while the services are running.
 
     Under `live` (the services' data directories) a directory that `owner` already owns was made
     by a service, and so was everything in it: the walk does not descend there. That keeps a
     second `up` from walking a running PostgreSQL data directory, where files such as
-    pg_internal.init come and go. Files that vanish during the walk are skipped.
+    pg_internal.init come and go. Files that vanish during the walk are skipped, and so is `skip`
+    (directories that belong to another user, such as the pgBackRest repository host's).
     """
+    if root in skip:
+        return
     try:
         st = root.lstat()
         if stat.S_ISLNK(st.st_mode):
@@ -89,7 +95,7 @@ def _chown_tree(root: Path, owner: tuple[int, int], live: Path) -> None:
     except FileNotFoundError:
         return
     for child in children:
-        _chown_tree(child, owner, live)
+        _chown_tree(child, owner, live, skip)
 
 
 class LocalStack:
@@ -224,6 +230,7 @@ class LocalStack:
                 environment=self._environment(unit),
                 scheme=_scheme(unit),
                 autostart=not unit.after_baseline,
+                user=repository.REPO_USER if _is_root() and unit.kind in REPO_HOST_KINDS else "",
             )
             for unit in topology.units
         ]
@@ -273,13 +280,22 @@ class LocalStack:
             finally:
                 client.close()
 
+        def tcp() -> None:
+            with socket.create_connection((host, health.port), timeout=2):
+                pass
+
         def running() -> None:
             if self.process_states().get(name) != "RUNNING":
                 raise StackError(f"{name} is not running")
 
-        return {"http": http, "postgres": postgres, "pgbouncer": pgbouncer, "redis": redis_ok, "process": running}[
-            health.kind
-        ]
+        return {
+            "http": http,
+            "postgres": postgres,
+            "pgbouncer": pgbouncer,
+            "redis": redis_ok,
+            "process": running,
+            "tcp": tcp,
+        }[health.kind]
 
     def _command(self, unit: topo.Unit) -> str:
         """The command line of one unit's program (no secrets: those stay in 0600 files)."""
@@ -350,12 +366,25 @@ class LocalStack:
                 str(self.etc), str(self.secrets_dir), lay, f"{host}:{unit.port}", str(tools.pgadmin_venv())
             )
             return shlex.join([str(Path(sys.executable)), "-m", "infra.pgadmin_launcher", *args])
+        if unit.kind == "pgbackrest_repo":
+            return f"{tools.binary('pgbackrest')} --config={repository.config_path(self)} server"
+        if unit.kind == "pgbackrest_db":
+            return f"{tools.binary('pgbackrest')} --config={self.etc / 'pgbackrest.conf'} server"
+        schedule = f"{Path(sys.executable)} -m infra.backup_scheduler --stanza {render.PGBACKREST_STANZA}"
         if unit.kind == "backup_scheduler":
+            # Backups run on the repository host (pgBackRest refuses them elsewhere), as its user.
+            return (
+                f"{schedule} --jobs backup --config {repository.config_path(self)}"
+                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
+            )
+        if unit.kind == "backup_checks":
             from infra import drill
 
+            # From the database side, through the TLS path archiving takes: verify, the restore drill,
+            # and the metrics (an unreachable repository host is seen as archiving sees it).
             return (
-                f"{Path(sys.executable)} -m infra.backup_scheduler --config {self.etc / 'pgbackrest.conf'}"
-                f" --stanza {render.PGBACKREST_STANZA} --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
+                f"{schedule} --jobs verify,drill --config {self.etc / 'pgbackrest.conf'}"
+                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
                 f" --status-dir {drill.status_dir(self)} --metrics-listen {host}:{unit.port}"
                 f" --drill-every-days {self.settings.backup_drill_interval_days}"
                 f" --bindir {self.pg_bindir} --scratch {self.data}"
@@ -385,6 +414,9 @@ class LocalStack:
             # supervisord keeps root's HOME; libpq would then try root's ~/.postgresql client certificate
             # and fail on its permissions instead of connecting without one.
             return f'HOME="{self.run_dir}"'
+        if unit.kind == "pgbackrest_db":
+            # A backup's remote end connects to PostgreSQL as the superuser with this 0600 file.
+            return f'PGPASSFILE="{self.secrets_dir / "pgbackrest.pgpass"}"'
         return ""
 
     # ----- supervisord -------------------------------------------------------------------------
@@ -477,7 +509,7 @@ class LocalStack:
         self._ensure_traversable(progress)
         secrets = sec.ensure(self.secrets_dir, self.settings, owner)
         if owner:
-            _chown_tree(self.state_dir, owner, self.data)
+            _chown_tree(self.state_dir, owner, self.data, repository.private_paths(self))
         for unit in self.topology.units:
             # Patroni, etcd and pgAdmin make their own data directories' contents; they must own an empty one.
             if unit.kind in {"patroni", "etcd", "pgadmin"}:
@@ -513,7 +545,8 @@ class LocalStack:
                 raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         if self.settings.tls:
             self._ensure_certificate(progress, owner)
-        files = render.render(self.settings, secrets, lay)
+        files = render.render(self.settings, {**secrets, **repository.provided_secrets(self)}, lay)
+        repository.prepare(self, files, owner, progress)
         if (render.CONFIG_DIR / "postgres_exporter_queries.yaml").exists():
             text = (render.CONFIG_DIR / "postgres_exporter_queries.yaml").read_text()
             files["postgres_exporter_queries.yaml"] = render.RenderedFile(text)
@@ -683,6 +716,7 @@ class LocalStack:
     def destroy(self, progress: Progress = print) -> None:
         """Stop everything and delete the state directory."""
         self.down(progress)
+        repository.stop_strays(self)  # the asynchronous archive-push would write into the deleted state
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
             progress(f"deleted {self.state_dir}")

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.backup_repos import RepoEntry
 from infra.databases import DATABASES, REPO_ROOT
 
 NAMESPACE = "agentdb"
@@ -164,6 +165,38 @@ class Settings(BaseModel):
     backup_drill_interval_days: int = _f(
         7, "Days between scheduled restore drills; RestoreDrillFailing warns after this + 1 day", ge=1, le=90
     )
+    backup_retention_diff: int = _f(
+        6, "pgBackRest: differential backups kept (a week of dailies between weekly fulls)", ge=1
+    )
+    backup_retention_archive: int = _f(
+        0,
+        "pgBackRest: full backups whose WAL is kept for point-in-time recovery (older ones keep only the WAL"
+        " that makes them consistent); 0 keeps it for every kept full backup",
+        ge=0,
+    )
+    # The repository host (infra/repository.py): pgBackRest's TLS server under its own user, away from the data.
+    backup_repo_path: str = _f(
+        "repo",
+        "pgBackRest repository host: where the repository is kept; a relative path is under the stack's state"
+        " directory (local runner)",
+    )
+    backup_repo_port: int = _f(8432, "pgBackRest repository host's TLS server port", ge=1, le=65535)
+    backup_agent_port: int = _f(
+        8442,
+        "The database side's pgBackRest TLS server port: the repository host takes backups through it",
+        ge=1,
+        le=65535,
+    )
+    backup_repos: list[RepoEntry] = _f(
+        [],
+        "pgBackRest: further repositories, rendered as repo2, repo3, ...: each {type: posix, path},"
+        " {type: s3, endpoint, bucket, region, path, uriStyle} or {type: host, host, port, config, caFile,"
+        " certFile, keyFile} (docs/backup.md)",
+        max_length=3,
+    )
+    backup_encryption: bool = _f(
+        False, "pgBackRest: encrypt the repository (aes-256-cbc) with a generated passphrase kept with the secrets"
+    )
 
     # What PostgreSQL logs, for `agentdb report` (pgBadger). -1 turns a threshold off where PostgreSQL allows it.
     log_slow_statement_ms: int = _f(
@@ -268,6 +301,19 @@ class Settings(BaseModel):
             raise ValueError(f"{value} must divide a day (1440 minutes), for example 15, 60 or 1440")
         return value
 
+    @field_validator("backup_repo_path")
+    @classmethod
+    def _repo_path(cls, value: str) -> str:
+        # The path is written into pgbackrest.conf: a line break or a '..' would put the repository elsewhere.
+        if not value.strip() or any(not c.isprintable() for c in value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be a path with no '..' parts or control characters")
+        # Inside the database side's state the repository would be lost with it, which is what it is for.
+        if value.rstrip("/") == "" or value.split("/")[0] in {"etc", "run", "logs", "secrets", "data", "repo-host"}:
+            raise ValueError(
+                f"{value!r} is the root or inside the stack's own state (etc, run, logs, secrets, data, repo-host)"
+            )
+        return value.rstrip("/")
+
     @field_validator("runbook_base_url")
     @classmethod
     def _runbook_base(cls, value: str) -> str:
@@ -300,6 +346,14 @@ class Settings(BaseModel):
             raise ValueError(
                 f"replicas ({self.replicas}) must be 0 with postgresMode external: the provider runs the replicas"
             )
+        if self.backup_retention_archive > self.backup_retention_full:
+            raise ValueError(
+                f"backupRetentionArchive ({self.backup_retention_archive}) must be at most backupRetentionFull"
+                f" ({self.backup_retention_full}): WAL is kept only for full backups that are kept"
+            )
+        posix = [r.path for r in self.backup_repos if r.type == "posix"]
+        if len(set(posix)) != len(posix):
+            raise ValueError("backupRepos: two posix entries name the same path; each repository needs its own")
         from infra import topology  # the topology says what runs, so it knows which ports must differ
 
         topology.check_ports(self)
@@ -349,6 +403,12 @@ def _key_of(loc: tuple) -> str:
     field = str(loc[0]) if loc else ""
     if field in Settings.model_fields:
         field = to_camel(field)
+    # Inside a list of typed entries (agentdb:backupRepos): the entry's index and field, not its type tag.
+    for part in loc[1:]:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif part not in {"posix", "s3", "host"}:
+            field += f".{to_camel(str(part))}"
     return f"{NAMESPACE}:{field}" if field else NAMESPACE
 
 
@@ -408,7 +468,8 @@ def pulumi_config_schema() -> dict[str, dict[str, Any]]:
         default = field.default
         entry: dict[str, Any] = {"type": types.get(type(default), "string"), "description": field.description}
         if isinstance(default, list):
-            entry["items"] = {"type": "string"}
+            # backupRepos holds mappings (infra/backup_repos.py); every other list holds names.
+            entry["items"] = {"type": "object" if name == "backup_repos" else "string"}
         entry["default"] = str(default) if isinstance(default, float) else default
         schema[f"{NAMESPACE}:{to_camel(name)}"] = entry
     return schema

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 ETCD_MEMBERS = 3  # a quorum survives one lost member; more buys nothing on one machine
 
-HealthKind = Literal["postgres", "pgbouncer", "redis", "http", "process"]
+HealthKind = Literal["postgres", "pgbouncer", "redis", "http", "process", "tcp"]
 
 
 @dataclass(frozen=True)
@@ -305,19 +305,48 @@ def build(settings: Settings) -> Topology:
         ),
     ]
     if database:
-        # The provider takes an external server's backups: no pgBackRest of ours. Ours serves the
-        # backup metrics (repository, verify, drill) that Prometheus scrapes.
-        units.append(
+        # The provider takes an external server's backups: no pgBackRest of ours. Ours: pgBackRest's
+        # dedicated repository host (its TLS server, its own user), the database side's TLS server through
+        # which the repository host reads the data directories for a backup, the backup schedule on the
+        # repository host (pgBackRest takes backups only there), and the checks from the database side
+        # (verify, restore drill, and the backup metrics Prometheus scrapes, read through the same TLS
+        # path as archiving, so an unreachable repository host shows).
+        units += [
+            service(
+                "pgbackrest_repo",
+                "pgbackrest_repo",
+                "backup",
+                "backup_repo_port",
+                Health("tcp", s.backup_repo_port),
+                files=("pgbackrest-repo.conf",),
+            ),
+            service(
+                "pgbackrest_db",
+                "pgbackrest_db",
+                "backup",
+                "backup_agent_port",
+                Health("tcp", s.backup_agent_port),
+                files=("pgbackrest.conf",),
+            ),
             service(
                 "backup_scheduler",
                 "backup_scheduler",
                 "backup",
+                None,
+                Health("process"),
+                after=(database, "pgbackrest_repo", "pgbackrest_db"),
+                files=("pgbackrest-repo.conf",),
+            ),
+            service(
+                "backup_checks",
+                "backup_checks",
+                "backup",
                 "backup_metrics_port",
                 Health("http", s.backup_metrics_port, "/metrics"),
-                after=(database,),
+                after=(database, "pgbackrest_repo"),
                 files=("pgbackrest.conf",),
-            )
-        )
+            ),
+        ]
     if s.postgres_mode == "external":
         # A managed server may lack pg_cron: then our scheduler runs the cron jobs (infra/scheduler.py).
         # It starts after the baseline, so it finds pg_cron as the baseline left it, and the schemas at head.

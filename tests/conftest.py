@@ -36,7 +36,10 @@ SERVICES = [
     "webhook",
     "alertmanager",
     "prometheus",
+    "pgbackrest_repo",
+    "pgbackrest_db",
     "backup_scheduler",
+    "backup_checks",
 ]
 LISTENING = SERVICES
 AGENTDB = [sys.executable, "-m", "infra.cli"]

@@ -21,7 +21,9 @@ FAILING_JOB = "qlearning-fault-injected"
 
 @pytest.fixture(scope="package")
 def fstack() -> Iterator[TestStack]:
-    with dedicated_stack("agentdb-faults-", {"agentdb:redisPersistence": "aof"}, name="faults") as ts:
+    # The repository is encrypted, as in staging and prod (tests/faults/test_backup_encryption.py).
+    overrides = {"agentdb:redisPersistence": "aof", "agentdb:backupEncryption": True}
+    with dedicated_stack("agentdb-faults-", overrides, name="faults") as ts:
         ts.psql(
             None,
             f"SELECT cron.schedule_in_database('{FAILING_JOB}', '* * * * *', 'SELECT 1 / 0',"
@@ -42,5 +44,10 @@ def report():
 
 
 def pytest_collection_modifyitems(config, items):
-    # The restore replaces the whole cluster: it runs after every other fault on the shared faults stack.
-    items.sort(key=lambda item: "/faults/" in str(item.fspath) and "test_restore" in str(item.fspath))
+    # The restores replace the whole cluster: they run after every other fault on the shared faults stack.
+    items.sort(
+        key=lambda item: (
+            "/faults/" in str(item.fspath)
+            and any(name in str(item.fspath) for name in ("test_restore", "test_machine_loss"))
+        )
+    )

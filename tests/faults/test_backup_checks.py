@@ -29,17 +29,13 @@ BACKUP_ALERTS = ["WALArchivingFailing", "BackupRepositoryDown"]
 
 
 def make_repository_unreachable(stack) -> None:
-    """The repository stops answering pgBackRest: its posix path becomes unreadable to the service user.
-
-    The one place that knows what the repository is: once it is a repository host (pgbackrest server
-    as its own service), this stops that service instead, and restore_repository() starts it.
-    """
-    backup.repo_path(stack.local).chmod(0)
+    """The repository host stops answering: its pgBackRest TLS server (its own supervised service) stops."""
+    stack.local._ctl("stop", "pgbackrest_repo", check=True)
 
 
 def restore_repository(stack) -> None:
-    """Undo make_repository_unreachable()."""
-    backup.repo_path(stack.local).chmod(0o750)
+    """Undo make_repository_unreachable(): the repository host serves again."""
+    stack.local._ctl("start", "pgbackrest_repo", check=True)
 
 
 def metrics(stack) -> dict[str, float]:
@@ -55,8 +51,8 @@ def metrics(stack) -> dict[str, float]:
 
 
 def scheduler_once(stack, job: str) -> subprocess.CompletedProcess:
-    """The scheduler's own code path for one job, as its service runs it (same user, same arguments)."""
-    command = next(s.command for s in stack.local.services() if s.name == "backup_scheduler")
+    """The scheduler's own code path for one job, as its checks service runs it (same user, same arguments)."""
+    command = next(s.command for s in stack.local.services() if s.name == "backup_checks")
     return subprocess.run(
         ["runuser", "-u", SERVICE_USER, "--", *shlex.split(command), "--once", job],
         capture_output=True,

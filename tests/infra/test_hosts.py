@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import testinfra
 
-from infra import render, tuning
-from infra.runner import SERVICE_USER
+from infra import render, repository, tuning
+from infra.runner import REPO_HOST_KINDS, SERVICE_USER
 from tests.conftest import LISTENING, SERVICES
 
 SECRET_FILES = ["etc/userlist.txt", "etc/users.acl", "etc/pgpass", "etc/supervisord.conf"]
@@ -29,7 +29,9 @@ def _pid(stack, service: str) -> int:
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_runs_as_the_unprivileged_user(host, stack, service):
     process = host.process.get(pid=_pid(stack, service))
-    expected = SERVICE_USER if host.user().name == "root" else host.user().name
+    # The pgBackRest repository host's programs run as its own user (infra/repository.py).
+    own = repository.REPO_USER if service in REPO_HOST_KINDS else SERVICE_USER
+    expected = own if host.user().name == "root" else host.user().name
     assert process.user == expected
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
 import socket
 import threading
+import time
 
 import asyncpg
 import psycopg
@@ -171,3 +173,26 @@ def test_a_second_stack_runs_beside_the_first_and_down_keeps_data(stack, second_
     assert stack.local.psql(None, "SELECT 1").strip() == "1"
     agentdb("destroy", *args)
     assert not state_dir.exists()
+
+
+def test_destroy_leaves_no_pgbackrest_process_and_no_state():
+    """Asynchronous archiving forks a detached archive-push; destroy waits for it, so nothing comes back."""
+    from infra import repository
+    from infra.runner import LocalStack
+    from infra.settings import load
+
+    state = make_state_dir("agentdb-destroy-")
+    stack_file = write_stack_file(state, "destroyed")
+    local = LocalStack("destroyed", load("destroyed", path=stack_file), state / "state")
+    args = ["--stack", "destroyed", "--stack-file", str(stack_file), "--state-dir", str(local.state_dir)]
+    try:
+        agentdb("up", *args)
+        # WAL to archive right up to the end: the archiver is busy when the stack goes down.
+        local.psql(None, "CREATE TABLE churn AS SELECT g FROM generate_series(1, 200000) g; SELECT pg_switch_wal()")
+        agentdb("destroy", *args)
+        assert repository.stray_processes(local) == []
+        time.sleep(2)
+        assert not local.state_dir.exists()
+    finally:
+        agentdb("destroy", *args, check=False)
+        shutil.rmtree(state, ignore_errors=True)

@@ -31,7 +31,7 @@ def test_the_stack_binds_to_loopback(stack):
 def test_service_listens_on_loopback_only(stack, service):
     pid = int(stack.local._ctl("pid", service).stdout.strip())
     sockets = _listening(pid)
-    port = stack.settings.ports().get(service)
+    port = stack.local.topology.unit(service).port or None  # the unit's, whatever its setting is called
     if port is None:  # a service without a port (the backup scheduler) listens on nothing
         assert sockets == [], f"{service} listens on {sockets}"
         return

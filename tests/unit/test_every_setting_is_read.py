@@ -32,6 +32,8 @@ CHANGED: dict[str, Any] = {
     "log_rotation_age_min": 30,  # must divide a day
     "postgres_host": "db.example.com",
     "postgres_admin_user": "agentdb_admin",
+    "backup_repo_path": "/srv/backups/agentdb",
+    "backup_repos": [{"type": "posix", "path": "/srv/backups/second"}],
 }
 
 

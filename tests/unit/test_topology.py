@@ -20,7 +20,10 @@ SINGLE = [
     "webhook",
     "alertmanager",
     "prometheus",
+    "pgbackrest_repo",
+    "pgbackrest_db",
     "backup_scheduler",
+    "backup_checks",
 ]
 CLUSTER_OF_2 = [
     "etcd-1",
@@ -89,7 +92,10 @@ def test_replicas_0_is_todays_stack_on_todays_ports():
         "webhook": 9095,
         "alertmanager": 9093,
         "prometheus": 9090,
-        "backup_scheduler": 9199,
+        "pgbackrest_repo": 8432,
+        "pgbackrest_db": 8442,
+        "backup_scheduler": 0,
+        "backup_checks": 9199,
     }
 
 
@@ -134,7 +140,9 @@ def test_cluster_endpoints_are_haproxys_ports():
         ("pg-2", "http", 8009, "/health"),
         ("haproxy", "postgres", 5000, ""),
         ("pgbouncer", "pgbouncer", 6432, ""),
-        ("backup_scheduler", "http", 9199, "/metrics"),
+        ("backup_checks", "http", 9199, "/metrics"),
+        ("backup_scheduler", "process", 0, ""),
+        ("pgbackrest_repo", "tcp", 8432, ""),
     ],
 )
 def test_health_checks_are_data(unit, kind, port, path):
