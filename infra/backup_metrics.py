@@ -22,6 +22,7 @@ from pathlib import Path
 KINDS = ("full", "diff", "incr")
 JOBS = ("verify", "drill")
 INFO_TIMEOUT_S = 20
+PROBE_EVERY_S = 5  # how often the repository is probed; scrapes read the last result
 # pgBackRest's stanza status codes that mean the repository answered: 0 ok, 2 no valid backups yet.
 REACHABLE = {0, 2}
 SINCE_FILE = "since.json"
@@ -30,7 +31,8 @@ SINCE_FILE = "since.json"
 def record(
     status_dir: Path, job: str, *, ok: bool, finished: float, duration_s: float, error: str = "", **extra
 ) -> None:
-    """Write the result of `job` (verify or drill) where the metrics read it (atomically, 0640)."""
+    """Write the result of `job` (verify or drill) where the metrics read it (atomically, 0644: no secret in it,
+    and verify runs as the repository host's user while the metrics are served as the database side's)."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}; one of {', '.join(JOBS)}")
     status_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -38,7 +40,7 @@ def record(
     previous = read(status_dir, job)
     doc["last_success"] = finished if ok else previous.get("last_success")
     tmp = status_dir / f".{job}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w") as handle:
         json.dump(doc, handle)
     os.replace(tmp, status_dir / f"{job}.json")
@@ -71,7 +73,8 @@ def repository(config: str, stanza: str, env: dict[str, str]) -> tuple[bool, dic
     """(reachable, newest backup stop time per type, number of backups) from `pgbackrest info`."""
     try:
         result = subprocess.run(
-            ["pgbackrest", f"--config={config}", f"--stanza={stanza}", "info", "--output=json"],
+            # A repository host that does not answer: pgBackRest retries until io-timeout (60 s by default).
+            ["pgbackrest", f"--config={config}", f"--stanza={stanza}", "info", "--output=json", "--io-timeout=5"],
             env=env,
             capture_output=True,
             text=True,
@@ -92,10 +95,18 @@ def repository(config: str, stanza: str, env: dict[str, str]) -> tuple[bool, dic
 
 
 def exposition(
-    config: str, stanza: str, env: dict[str, str], status_dir: Path, started: float, drill_enabled: bool = False
+    config: str,
+    stanza: str,
+    env: dict[str, str],
+    status_dir: Path,
+    started: float,
+    drill_enabled: bool = False,
+    verify_dir: Path | None = None,
+    probed: tuple[bool, dict[str, float], int] | None = None,
 ) -> str:
-    """The metrics in Prometheus's text format."""
-    reachable, newest, count = repository(config, stanza, env)
+    """The metrics in Prometheus's text format (verify's results from `verify_dir`, when another process runs it;
+    the repository as `probed` last, else probed now)."""
+    reachable, newest, count = probed or repository(config, stanza, env)
     lines: list[str] = []
 
     def metric(name: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -123,7 +134,7 @@ def exposition(
         [("", drill_enabled)],
     )
     for job in JOBS:
-        doc = read(status_dir, job)
+        doc = read((verify_dir or status_dir) if job == "verify" else status_dir, job)
         if not doc:
             continue
         metric(f"agentdb_backup_{job}_last_ok", f"1 when the last {job} passed", [("", bool(doc["ok"]))])
@@ -150,19 +161,30 @@ def serve(
     env: dict[str, str],
     status_dir: Path,
     drill_enabled: bool = False,
+    verify_dir: Path | None = None,
 ) -> ThreadingHTTPServer:
     """Serve /metrics on host:port from a daemon thread; return the server."""
     started = time.time()
     since(status_dir)
-    lock = threading.Lock()  # one pgbackrest info at a time, however many scrapers
+    # The repository is probed in the background, so a scrape never waits for an unreachable repository
+    # host (pgBackRest's retries outlast Prometheus' scrape timeout, and the alert would see no series).
+    last: list[tuple[bool, dict[str, float], int]] = []
+
+    def probe_forever() -> None:
+        while True:
+            result = repository(config, stanza, env)
+            last[:] = [result]
+            time.sleep(PROBE_EVERY_S)
+
+    threading.Thread(target=probe_forever, name="probe", daemon=True).start()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
             if self.path not in ("/metrics", "/"):
                 self.send_error(404)
                 return
-            with lock:
-                body = exposition(config, stanza, env, status_dir, started, drill_enabled).encode()
+            probed = last[0] if last else None  # before the first probe ends, this scrape probes itself
+            body = exposition(config, stanza, env, status_dir, started, drill_enabled, verify_dir, probed).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status-dir", help="where verify and drill results are recorded (needed by them)")
     parser.add_argument("--metrics-listen", help="HOST:PORT of the Prometheus metrics; none without it")
     parser.add_argument(
+        "--verify-status-dir",
+        help="where the metrics read verify's results when another process runs it (default: --status-dir)",
+    )
+    parser.add_argument(
         "--jobs",
         default=",".join(JOBS),
         help=f"comma-separated jobs this process schedules, of {', '.join(JOBS)} (default: all)",
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if run_job(args.once, args, env, status_dir) else 1
     if args.metrics_listen:
         host, _, port = args.metrics_listen.rpartition(":")
-        backup_metrics.serve(host, int(port), args.config, args.stanza, env, status_dir, drill_enabled=bool(drill_days))
+        verify_dir = Path(args.verify_status_dir) if args.verify_status_dir else None
+        backup_metrics.serve(host, int(port), args.config, args.stanza, env, status_dir, bool(drill_days), verify_dir)
     while True:
         slot, job = next_job(dt.datetime.now(dt.UTC), drill_days, jobs)
         _log(f"next job: {job} at {slot:%Y-%m-%d %H:%M} UTC")

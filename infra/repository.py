@@ -50,6 +50,11 @@ def repo_path(stack: LocalStack) -> Path:
     return Path(stack.layout.repo_path)
 
 
+def status_dir(stack: LocalStack) -> Path:
+    """Where the repository host's scheduler records verify's results, readable by the metrics' process."""
+    return stack.state_dir / "repo-status"
+
+
 def config_path(stack: LocalStack) -> Path:
     return home(stack) / "pgbackrest.conf"
 
@@ -164,6 +169,7 @@ def prepare(
         (home(stack) / "log", 0o750),
         (home(stack) / "run", 0o750),
         (repo_path(stack), 0o750),
+        (status_dir(stack), 0o755),
         *((path, 0o750) for path in posix),
     ):
         directory.mkdir(parents=True, exist_ok=True)

@@ -372,20 +372,22 @@ class LocalStack:
             return f"{tools.binary('pgbackrest')} --config={self.etc / 'pgbackrest.conf'} server"
         schedule = f"{Path(sys.executable)} -m infra.backup_scheduler --stanza {render.PGBACKREST_STANZA}"
         if unit.kind == "backup_scheduler":
-            # Backups run on the repository host (pgBackRest refuses them elsewhere), as its user.
+            # Backups run on the repository host (pgBackRest refuses them elsewhere), as its user, and so
+            # does verify, which reads the repository as a whole (the database side has no passphrase).
             return (
-                f"{schedule} --jobs backup --config {repository.config_path(self)}"
-                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
+                f"{schedule} --jobs backup,verify --config {repository.config_path(self)}"
+                f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'} --status-dir {repository.status_dir(self)}"
             )
         if unit.kind == "backup_checks":
             from infra import drill
 
-            # From the database side, through the TLS path archiving takes: verify, the restore drill,
-            # and the metrics (an unreachable repository host is seen as archiving sees it).
+            # From the database side, through the TLS path archiving takes: the restore drill, and the
+            # metrics (an unreachable repository host is seen as archiving sees it).
             return (
-                f"{schedule} --jobs verify,drill --config {self.etc / 'pgbackrest.conf'}"
+                f"{schedule} --jobs drill --config {self.etc / 'pgbackrest.conf'}"
                 f" --pgpassfile {self.secrets_dir / 'pgbackrest.pgpass'}"
                 f" --status-dir {drill.status_dir(self)} --metrics-listen {host}:{unit.port}"
+                f" --verify-status-dir {repository.status_dir(self)}"
                 f" --drill-every-days {self.settings.backup_drill_interval_days}"
                 f" --bindir {self.pg_bindir} --scratch {self.data}"
             )

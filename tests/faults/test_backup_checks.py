@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra import backup, drill
+from infra import backup, drill, repository
 from infra.runner import SERVICE_USER
 from tests.conftest import make_state_dir
 from tests.monitoring.test_live import _webhook_alerts, get_json, vector, wait_for
@@ -51,10 +51,12 @@ def metrics(stack) -> dict[str, float]:
 
 
 def scheduler_once(stack, job: str) -> subprocess.CompletedProcess:
-    """The scheduler's own code path for one job, as its checks service runs it (same user, same arguments)."""
-    command = next(s.command for s in stack.local.services() if s.name == "backup_checks")
+    """The scheduler's own code path for one job, as its service runs it (same user, same arguments): verify
+    on the repository host's schedule, drills in the database side's checks."""
+    unit, user = ("backup_scheduler", repository.REPO_USER) if job == "verify" else ("backup_checks", SERVICE_USER)
+    command = next(s.command for s in stack.local.services() if s.name == unit)
     return subprocess.run(
-        ["runuser", "-u", SERVICE_USER, "--", *shlex.split(command), "--once", job],
+        ["runuser", "-u", user, "--", *shlex.split(command), "--once", job],
         capture_output=True,
         text=True,
         timeout=600,
@@ -151,7 +153,9 @@ def test_drill_fails_on_a_repository_without_backups(backed_up):
         shutil.chown(empty, SERVICE_USER, SERVICE_USER)
         other = scratch / "pgbackrest.conf"
         conf = backup.config_path(backed_up.local).read_text()
-        other.write_text(re.sub(r"^repo1-path=.*$", f"repo1-path={empty}", conf, flags=re.M))
+        # Repository 1 becomes a local, empty path instead of the repository host.
+        conf = re.sub(r"^repo1-(path|host[a-z-]*)=.*\n", "", conf, flags=re.M)
+        other.write_text(conf.replace("[global]\n", f"[global]\nrepo1-path={empty}\n", 1))
         other.chmod(0o644)
         with pytest.raises(drill.DrillError, match=r"drill: pgbackrest restore failed") as failed:
             drill.drill(
