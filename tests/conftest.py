@@ -42,6 +42,9 @@ SERVICES = [
     "backup_checks",
 ]
 LISTENING = SERVICES
+# Beside a server agentdb does not run: everything but PostgreSQL and our backups, plus our cron scheduler.
+OWN_SERVER = ("postgres", "pgbackrest_repo", "pgbackrest_db", "backup_scheduler", "backup_checks")
+EXTERNAL_SERVICES = [*(s for s in SERVICES if s not in OWN_SERVER), "scheduler"]
 AGENTDB = [sys.executable, "-m", "infra.cli"]
 
 

@@ -11,21 +11,12 @@ import pytest
 
 from infra import external
 from infra.databases import DATABASES
+from tests.conftest import EXTERNAL_SERVICES
 from tests.external.conftest import ADMIN, BARE_DATABASES, BARE_DOWNGRADES
 from tests.security.test_privileges import READONLY_WRITES, _catalog, _refused
 
 # What runs beside an external server: everything but PostgreSQL and the backups of our own.
-RUNNING = {
-    "pgbouncer",
-    "redis",
-    "postgres_exporter",
-    "pgbouncer_exporter",
-    "redis_exporter",
-    "webhook",
-    "alertmanager",
-    "prometheus",
-    "scheduler",  # runs the cron jobs where pg_cron cannot
-}
+RUNNING = set(EXTERNAL_SERVICES)
 
 
 def test_everything_but_postgresql_and_the_backups_runs(ext_stack):

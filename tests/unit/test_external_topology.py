@@ -12,7 +12,10 @@ from infra.settings import Settings
 EXTERNAL = {"postgres_mode": "external", "postgres_host": "db.example.com", "postgres_port": 25060}
 
 
-@pytest.mark.parametrize("kind", ["postgres", "patroni", "etcd", "haproxy", "backup_scheduler"])
+@pytest.mark.parametrize(
+    "kind",
+    ["postgres", "patroni", "etcd", "haproxy", "pgbackrest_repo", "pgbackrest_db", "backup_scheduler", "backup_checks"],
+)
 def test_no_unit_of_a_server_of_our_own(kind):
     assert topology.build(Settings(**EXTERNAL)).of_kind(kind) == []
 
