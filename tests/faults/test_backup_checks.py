@@ -75,10 +75,12 @@ def test_scheduled_verify_passes_and_is_reported(backed_up):
     result = scheduler_once(backed_up, "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verify done" in result.stdout
-    m = metrics(backed_up)
+    full = 'agentdb_backup_last_success_timestamp_seconds{type="full"}'
+    # The repository is probed in the background (every few seconds): the fixture's backup shows by the next probe.
+    m = wait_for("the full backup in the metrics", lambda: (m := metrics(backed_up)).get(full) and m, limit_s=60)
     assert m["agentdb_backup_verify_last_ok"] == 1
     assert time.time() - m["agentdb_backup_verify_last_timestamp_seconds"] < 120
-    assert m['agentdb_backup_last_success_timestamp_seconds{type="full"}'] > time.time() - 600
+    assert m[full] > time.time() - 600
     assert m["agentdb_backup_repository_up"] == 1
 
 
