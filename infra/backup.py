@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 KINDS = ("full", "diff", "incr")
 RESTORE_TIMEOUT_S = 600
+STANZA_LOCK_ATTEMPTS = 30  # seconds stanza-create waits for archive-push's lock at `up`
 
 Progress = Callable[[str], None]
 
@@ -150,7 +151,16 @@ def run(
 def ensure_stanza(stack: LocalStack, progress: Progress = print) -> None:
     """Create the stanza (idempotent): `up` calls it once PostgreSQL is healthy."""
     _prepare(stack)
-    run(stack, "stanza-create", "--log-level-console=warn")
+    # Asynchronous archive-push holds the stanza's archive lock while it retries WAL that PostgreSQL
+    # queued before the stanza existed; stanza-create waits for it rather than fail.
+    for attempt in range(STANZA_LOCK_ATTEMPTS):
+        try:
+            run(stack, "stanza-create", "--log-level-console=warn")
+            break
+        except BackupError as exc:
+            if "unable to acquire lock" not in str(exc) or attempt == STANZA_LOCK_ATTEMPTS - 1:
+                raise
+            time.sleep(1)
     progress(f"  pgbackrest           stanza {PGBACKREST_STANZA} ready ({repo_path(stack)})")
 
 

@@ -41,7 +41,7 @@ SERVICES = [
     "backup_scheduler",
     "backup_checks",
 ]
-LISTENING = SERVICES
+LISTENING = [s for s in SERVICES if s != "backup_scheduler"]  # the backup schedule listens nowhere
 # Beside a server agentdb does not run: everything but PostgreSQL and our backups, plus our cron scheduler.
 OWN_SERVER = ("postgres", "pgbackrest_repo", "pgbackrest_db", "backup_scheduler", "backup_checks")
 EXTERNAL_SERVICES = [*(s for s in SERVICES if s not in OWN_SERVER), "scheduler"]
