@@ -274,8 +274,8 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
         if "ERROR" in result.stdout:
             raise BackupError(f"could not stop postgres: {result.stdout.strip()}")
     aside = data.with_name(f"{data.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
-    progress(f"keeping the current data directory as {aside}")
     if data.exists():
+        progress(f"keeping the current data directory as {aside}")
         data.rename(aside)
     data.mkdir(mode=0o700)
     owner = stack._owner()
@@ -296,9 +296,12 @@ def restore(stack: LocalStack, to: dt.datetime, progress: Progress = print) -> P
         )
     except BackupError:
         shutil.rmtree(data, ignore_errors=True)
-        aside.rename(data)
-        progress(f"restore failed; put the previous data directory back ({data})")
-        stack._ctl("start", "postgres")
+        if aside.exists():
+            aside.rename(data)
+            progress(f"restore failed; put the previous data directory back ({data})")
+            stack._ctl("start", "postgres")
+        else:
+            progress("restore failed; there was no data directory to put back (the host's state was lost)")
         raise
     progress("starting postgres: it replays WAL up to the target, then promotes")
     stack._ctl("start", "postgres")
