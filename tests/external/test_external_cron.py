@@ -62,3 +62,16 @@ def test_the_monitoring_role_sees_the_jobs_through_the_monitor_views(cron_stack)
         names = {row[0] for row in conn.execute("SELECT jobname FROM agentdb_monitor.cron_job")}
     declared = {job.name for key in BARE_DATABASES for job in cron.jobs(DATABASES[key], settings)}
     assert declared <= names
+
+
+@pytest.mark.parametrize("function", ["cron_job_rows", "cron_job_run_rows"])
+def test_the_definer_readers_are_the_monitoring_roles_alone(cron_server, function, cron_stack):
+    # SECURITY DEFINER, run as the admin: no readonly or application role (nor PUBLIC) may call them.
+    signature = f"agentdb_monitor.{function}()"
+    roles = [credentials.MONITOR_ROLE, *(r for key in BARE_DATABASES for r in (DATABASES[key].readonly_role,
+             DATABASES[key].app_role))]  # fmt: skip
+    granted = {
+        role: cron_server.execute(f"SELECT has_function_privilege('{role}', '{signature}', 'EXECUTE')")[0][0]
+        for role in roles
+    }
+    assert granted == {role: role == credentials.MONITOR_ROLE for role in roles}
