@@ -17,8 +17,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -50,7 +52,9 @@ READS = {"qlearning.get_best_action"}  # measured beside the writes, held to no 
 
 @dataclass
 class Run:
-    """One pgbench run: throughput, latency from pgbench's per-transaction log, q_values' updates."""
+    """One pgbench run: throughput, latency from pgbench's per-transaction log, q_values' updates
+    and inserts, what the active backends waited for (share of samples, "CPU" when not waiting), and
+    the server's WAL bytes and MultiXact SLRU page accesses during the run."""
 
     tps: float
     avg_ms: float
@@ -58,6 +62,49 @@ class Run:
     failed: int
     updates: int
     hot_updates: int
+    inserts: int = 0
+    waits: dict[str, float] = field(default_factory=dict)
+    wal_bytes: int = 0
+    multixact_pages: int = 0
+    wal_fpi: int = 0
+
+
+WAIT_SAMPLE_S = 0.05
+# What the server wrote and how often it touched MultiXact pages: a tuple locked FOR KEY SHARE by
+# several transactions at once (the foreign keys' check) gets a MultiXact and a WAL record per new
+# member set. Both counters are cluster-wide, and each benchmark stack has its own cluster.
+SERVER_COUNTERS = (
+    "SELECT (SELECT wal_bytes::bigint FROM pg_stat_wal),"
+    " (SELECT sum(blks_zeroed + blks_hit + blks_read + blks_written)::bigint FROM pg_stat_slru"
+    "  WHERE name IN ('MultiXactOffset', 'MultiXactMember')),"
+    " (SELECT wal_fpi FROM pg_stat_wal)"
+)
+
+
+class WaitSampler(threading.Thread):
+    """Samples pg_stat_activity every WAIT_SAMPLE_S while a run lasts: which wait each active client
+    backend of the database is in, counted as "type:event" ("CPU" when it waits for nothing)."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        super().__init__(daemon=True)
+        self.admin_dsn = admin_dsn
+        self.counts: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            while not self.stop.wait(WAIT_SAMPLE_S):
+                rows = conn.execute(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND backend_type = 'client backend'"
+                    " AND state = 'active' AND pid <> pg_backend_pid()"
+                ).fetchall()
+                self.counts.update(r[0] for r in rows)
+
+    def shares(self) -> dict[str, float]:
+        """Each wait's share of all samples, largest first."""
+        total = sum(self.counts.values()) or 1
+        return {k: round(v / total, 3) for k, v in self.counts.most_common()}
 
 
 def _sha(kind: str, *parts: str) -> str:
@@ -127,11 +174,14 @@ def scripts(agents: list[str]) -> dict[str, tuple[str, str]]:
     }
 
 
-def _q_value_updates(admin_dsn: str) -> tuple[int, int]:
+def _counters(admin_dsn: str) -> tuple[int, ...]:
+    """q_values' updates, HOT updates and inserts; the server's WAL bytes, MultiXact page accesses and
+    full-page images."""
     with psycopg.connect(admin_dsn) as conn:
-        return conn.execute(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'q_values'"
+        table = conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'q_values'"
         ).fetchone()
+        return (*table, *conn.execute(SERVER_COUNTERS).fetchone())
 
 
 def run(dsn: str, admin_dsn: str, script: str, seconds: int = SECONDS, settle: float = 1.0) -> Run:
@@ -141,10 +191,16 @@ def run(dsn: str, admin_dsn: str, script: str, seconds: int = SECONDS, settle: f
     with tempfile.TemporaryDirectory(prefix="agentdb-writes-") as tmp:
         path = Path(tmp) / "script.sql"
         path.write_text(script)
-        upd0, hot0 = _q_value_updates(admin_dsn)
+        before = _counters(admin_dsn)
+        sampler = WaitSampler(admin_dsn)
+        sampler.start()
         args = [str(binary), "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-M", "prepared"]
         args += ["-f", str(path), "--log", f"--log-prefix={tmp}/tx", dsn]
-        result = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+        try:
+            result = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+        finally:
+            sampler.stop.set()
+            sampler.join()
         out = result.stdout + result.stderr
         if result.returncode != 0 or "tps = " not in out:
             raise RuntimeError(f"pgbench failed ({result.returncode}):\n{out[-2000:]}")
@@ -153,11 +209,12 @@ def run(dsn: str, admin_dsn: str, script: str, seconds: int = SECONDS, settle: f
             int(line.split()[2]) / 1000 for log in Path(tmp).glob("tx.*") for line in log.read_text().splitlines()
         )
     time.sleep(settle)
-    upd1, hot1 = _q_value_updates(admin_dsn)
+    upd, hot, ins, wal, mx, fpi = (b - a for a, b in zip(before, _counters(admin_dsn), strict=True))
     tps = float(out.split("tps = ")[1].split()[0])
     failed = next((int(line.split(":")[1].split()[0]) for line in out.splitlines() if "number of failed" in line), 0)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
-    return Run(tps, statistics.fmean(latencies) if latencies else 0.0, p99, failed, upd1 - upd0, hot1 - hot0)
+    avg = statistics.fmean(latencies) if latencies else 0.0
+    return Run(tps, avg, p99, failed, upd, hot, ins, sampler.shares(), wal, mx, fpi)
 
 
 def prepare(stack: BenchStack, revision: str | None) -> None:
@@ -186,8 +243,12 @@ def measure(before: BenchStack, after: BenchStack, rounds: int = ROUNDS, seconds
                 dsn = s.local.dsn("qlearning", "app", "pgbouncer")
                 res = run(dsn, s.local.dsn("qlearning"), script, seconds, settle)
                 out["ops"][op][side].append(asdict(res))
+                top = ", ".join(f"{k} {v:.0%}" for k, v in list(res.waits.items())[:4])
                 print(f"writes: round {r + 1} {op} {side}: {res.tps:,.0f} tps, p99 {res.p99_ms:.1f} ms,"
-                      f" HOT {res.hot_updates}/{res.updates}", flush=True)  # fmt: skip
+                      f" HOT {res.hot_updates}/{res.updates}, inserts {res.inserts},"
+                      f" WAL {res.wal_bytes / max(res.tps * seconds, 1):,.0f} B/tx,"
+                      f" FPI {res.wal_fpi}, MultiXact pages {res.multixact_pages}; waits: {top}",
+                      flush=True)  # fmt: skip
     return out
 
 
