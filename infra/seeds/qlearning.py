@@ -522,18 +522,18 @@ SELECT (%(agents)s::text[])[1 + x.a],
 """
 
 
-# (child table, column, parent table, parent column): every foreign key the volume fills.
+# (child table, columns, parent table, parent columns): every foreign key the volume fills. A
+# reward's key is its trajectory and that trajectory's agent type (revision 0009).
 _FOREIGN_KEYS = [
-    ("sessions", "agent_type", "agent_types", "agent_type"),
-    ("q_values", "agent_type", "agent_types", "agent_type"),
-    ("q_values", "session_id", "sessions", "session_id"),
-    ("trajectories", "agent_type", "agent_types", "agent_type"),
-    ("trajectories", "session_id", "sessions", "session_id"),
-    ("rewards", "agent_type", "agent_types", "agent_type"),
-    ("rewards", "session_id", "sessions", "session_id"),
-    ("rewards", "trajectory_id", "trajectories", "trajectory_id"),
-    ("patterns", "agent_type", "agent_types", "agent_type"),
-    ("agent_states", "agent_type", "agent_types", "agent_type"),
+    ("sessions", ("agent_type",), "agent_types", ("agent_type",)),
+    ("q_values", ("agent_type",), "agent_types", ("agent_type",)),
+    ("q_values", ("session_id",), "sessions", ("session_id",)),
+    ("trajectories", ("agent_type",), "agent_types", ("agent_type",)),
+    ("trajectories", ("session_id",), "sessions", ("session_id",)),
+    ("rewards", ("session_id",), "sessions", ("session_id",)),
+    ("rewards", ("trajectory_id", "agent_type"), "trajectories", ("trajectory_id", "agent_type")),
+    ("patterns", ("agent_type",), "agent_types", ("agent_type",)),
+    ("agent_states", ("agent_type",), "agent_types", ("agent_type",)),
 ]
 
 
@@ -554,19 +554,22 @@ def _skip_row_by_row_foreign_keys(cur: psycopg.Cursor) -> None:
 
 
 def _check_foreign_keys(cur: psycopg.Cursor) -> None:
-    for child, column, parent, key in _FOREIGN_KEYS:
+    for child, columns, parent, keys in _FOREIGN_KEYS:
         query = sql.SQL(
-            "SELECT count(*) FROM {child} AS c WHERE c.{column} IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.{key} = c.{column})"
+            "SELECT count(*) FROM {child} AS c WHERE {not_null}"
+            " AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {match})"
         ).format(
             child=sql.Identifier(child),
-            column=sql.Identifier(column),
+            not_null=sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in columns),
             parent=sql.Identifier(parent),
-            key=sql.Identifier(key),
+            match=sql.SQL(" AND ").join(
+                sql.SQL("p.{} = c.{}").format(sql.Identifier(k), sql.Identifier(c))
+                for k, c in zip(keys, columns, strict=True)
+            ),
         )
         orphans = cur.execute(query).fetchone()[0]
         if orphans:
-            raise RuntimeError(f"qlearning volume: {orphans} {child}.{column} rows have no {parent} row")
+            raise RuntimeError(f"qlearning volume: {orphans} {child} ({', '.join(columns)}) rows have no {parent} row")
 
 
 def volume(conn: psycopg.Connection, scale: float = 1.0, seed: int = 42) -> dict[str, int]:

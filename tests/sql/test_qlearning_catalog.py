@@ -160,9 +160,11 @@ KEYS = [
     ("q_values", "f", ["session_id"], "sessions"),
     ("trajectories", "f", ["agent_type"], "agent_types"),
     ("trajectories", "f", ["session_id"], "sessions"),
-    ("rewards", "f", ["agent_type"], "agent_types"),
+    # A reward's agent type is its trajectory's: one key to both since revision 0009, and through
+    # trajectories' own key the agent type is in agent_types.
+    ("rewards", "f", ["trajectory_id", "agent_type"], "trajectories"),
     ("rewards", "f", ["session_id"], "sessions"),
-    ("rewards", "f", ["trajectory_id"], "trajectories"),
+    ("trajectories", "u", ["trajectory_id", "agent_type"], None),
     ("patterns", "f", ["agent_type"], "agent_types"),
     ("patterns", "f", ["parent_pattern_id"], "patterns"),
     ("agent_states", "f", ["agent_type"], "agent_types"),
@@ -207,6 +209,7 @@ INDEXES = [
     ("idx_trajectories_expires_at", "trajectories", "btree (expires_at) WHERE (expires_at IS NOT NULL)"),
     ("idx_patterns_expires_at", "patterns", "btree (expires_at) WHERE (expires_at IS NOT NULL)"),
     ("idx_rewards_trajectory_id", "rewards", "btree (trajectory_id)"),
+    ("uniq_trajectories_trajectory_id_agent_type", "trajectories", "btree (trajectory_id, agent_type)"),
     # views: a unique index each, for REFRESH ... CONCURRENTLY
     ("uniq_agent_performance_summary_agent_type", "agent_performance_summary", "btree (agent_type)"),
     ("uniq_pattern_effectiveness_pattern_id", "pattern_effectiveness", "btree (pattern_id)"),

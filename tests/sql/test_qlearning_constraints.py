@@ -77,10 +77,12 @@ CASES = [
     ("q_values", "agent_type", "'no-such-agent'", FOREIGN_KEY, "q_values_agent_type_fkey"),
     ("q_values", "agent_type", "''", FOREIGN_KEY, "q_values_agent_type_fkey"),
     ("trajectories", "agent_type", "'no-such-agent'", FOREIGN_KEY, "trajectories_agent_type_fkey"),
-    ("rewards", "agent_type", "'no-such-agent'", FOREIGN_KEY, "rewards_agent_type_fkey"),
+    # A reward's key is (its trajectory, that trajectory's agent type) since revision 0009.
+    ("rewards", "agent_type", "'no-such-agent'", FOREIGN_KEY, "rewards_trajectory_id_agent_type_fkey"),
+    ("rewards", "agent_type", "'test-executor'", FOREIGN_KEY, "rewards_trajectory_id_agent_type_fkey"),
     ("patterns", "agent_type", "'no-such-agent'", FOREIGN_KEY, "patterns_agent_type_fkey"),
     ("agent_states", "agent_type", "'no-such-agent'", FOREIGN_KEY, "agent_states_agent_type_fkey"),
-    ("rewards", "trajectory_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "rewards_trajectory_id_fkey"),
+    ("rewards", "trajectory_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "rewards_trajectory_id_agent_type_fkey"),
     ("q_values", "session_id", f"'{uuid.UUID(int=1)}'", FOREIGN_KEY, "q_values_session_id_fkey"),
     (
         "patterns",
