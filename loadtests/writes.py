@@ -1,4 +1,4 @@
-"""The Q-learning write paths before and after issue 15 (revisions 0007 and 0008), in one run.
+"""The Q-learning write paths before and after issue 15 (revisions 0007 to 0009), in one run.
 
 Two stacks with the dev stack's sizes: "before" holds the qlearning schema at 0006 (today's head when
 the issue was filed, `agentdb migrate --down 0006`), "after" at head; both get the same 30-day volume
@@ -34,7 +34,9 @@ CLIENTS = 18  # the seeds' 18 agents
 SECONDS = int(os.environ.get("AGENTDB_BENCH_WRITES_S", "10"))
 ROUNDS = int(os.environ.get("AGENTDB_BENCH_WRITES_ROUNDS", "2"))
 BEFORE_REVISION = "0006"
-HEADING = "## Write paths before and after issue 15 (revisions 0007 and 0008)"
+HEADING = "## Write paths before and after issue 15 (revisions 0007 to 0009)"
+# The section's earlier headings, replaced like the current one.
+OLD_HEADINGS = ("## Write paths before and after issue 15 (revisions 0007 and 0008)",)
 # PostgreSQL 15 backends report their table counters when a transaction ends at most once a second,
 # and an idle one 10 s later; PgBouncer keeps the server sessions open after pgbench leaves, so the
 # HOT counts of a run are only complete after that.
@@ -256,6 +258,19 @@ def _median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def _per_tx(runs: list[dict], key: str, w: dict) -> float:
+    """The median over the rounds of `key` per transaction (0 for runs recorded before the key existed)."""
+    return statistics.median(r.get(key, 0) / max(r["tps"] * w["seconds"], 1) for r in runs)
+
+
+def _top_waits(runs: list[dict], count: int = 3) -> str:
+    """The `count` largest waits over the rounds, as mean shares of the samples."""
+    total: Counter[str] = Counter()
+    for r in runs:
+        total.update(r.get("waits", {}))
+    return ", ".join(f"{k} {v / len(runs):.0%}" for k, v in total.most_common(count)) or "-"
+
+
 def render(w: dict) -> str:
     """The markdown section for docs/benchmarks.md."""
     lines = [
@@ -295,6 +310,26 @@ def render(w: dict) -> str:
         )
     lines += [
         "",
+        "What each run waited for and wrote (medians of the rounds; waits: share of pg_stat_activity samples of"
+        " the active backends every 50 ms; WAL and full-page images from pg_stat_wal, MultiXact page accesses"
+        " from pg_stat_slru, each per transaction):",
+        "",
+        "| operation | WAL B/tx before | WAL B/tx after | FPI/tx after | MultiXact pages/tx before | after"
+        " | q_values inserts/updates after | top waits after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for op, sides in w["ops"].items():
+        if op in READS:
+            continue
+        b, a = sides["before"], sides["after"]
+        lines.append(
+            f"| {op} | {_per_tx(b, 'wal_bytes', w):,.0f} | {_per_tx(a, 'wal_bytes', w):,.0f}"
+            f" | {_per_tx(a, 'wal_fpi', w):.2f} | {_per_tx(b, 'multixact_pages', w):.2f}"
+            f" | {_per_tx(a, 'multixact_pages', w):.2f}"
+            f" | {sum(x.get('inserts', 0) for x in a):,}/{sum(x['updates'] for x in a):,} | {_top_waits(a)} |"
+        )
+    lines += [
+        "",
         "Every round, before → after (tps): "
         + "; ".join(
             f"{op.removeprefix('qlearning.')} "
@@ -306,9 +341,12 @@ def render(w: dict) -> str:
         "Reading it: no update of q_values is HOT on either side, and none can be while the seeds'"
         " `idx_q_values_lookup` holds q_value (every upsert changes it; see sql/qlearning/README.md,"
         ' "Why the upsert is not a HOT update"). The batch functions (0007) cut the round trips and per-row'
-        " statements. The single-row paths keep their statements: the upsert gains only what 0007's dropped"
-        " agent_types lookup cost, the trajectory what 0008's dropped index entries cost (11 of 37 per"
-        " trajectory with 10 rewards and no session). `trajectory_insert_fn` is one trajectory through"
+        " statements. The single-row paths keep their statements and wait for their commit's WAL flush"
+        " (LWLock:WALWrite and IO:WALSync above): they gain what their WAL per transaction loses, the upsert"
+        " nothing but 0007's dropped agent_types lookup, the trajectory 0008's dropped index entries (11 of 37"
+        " per trajectory with 10 rewards and no session) and 0009's 10 fewer foreign-key checks (see"
+        ' sql/qlearning/README.md, "What bounds the single writes"). `trajectory_insert_fn` is one trajectory'
+        " through"
         " `insert_trajectories` against today's single statement: the function's JSON handling costs more"
         " than it saves for one row. `get_best_action` runs the same script on both sides: the lookup the"
         " write paths must not slow down. The p99 goals are for 18 agents on a dedicated server; here 18"
@@ -321,9 +359,10 @@ def render(w: dict) -> str:
 
 def splice(doc: str, section: str) -> str:
     """`doc` with its write-paths section replaced by `section` (or added before the hand-run history)."""
-    if HEADING in doc:
-        start = doc.index(HEADING)
-        end = doc.find("\n## ", start + len(HEADING))
+    heading = next((h for h in (HEADING, *OLD_HEADINGS) if h in doc), None)
+    if heading:
+        start = doc.index(heading)
+        end = doc.find("\n## ", start + len(heading))
         end = doc.find("\n### Earlier measurements", start) if end < 0 else end
         return doc[:start] + section + (doc[end + 1 :] if end >= 0 else "")
     marker = "### Earlier measurements"
