@@ -324,7 +324,7 @@ def render(w: dict) -> str:
         b, a = sides["before"], sides["after"]
         lines.append(
             f"| {op} | {_per_tx(b, 'wal_bytes', w):,.0f} | {_per_tx(a, 'wal_bytes', w):,.0f}"
-            f" | {_per_tx(a, 'wal_fpi', w):.2f} | {_per_tx(b, 'multixact_pages', w):.2f}"
+            f" | {_per_tx(a, 'wal_fpi', w):.3f} | {_per_tx(b, 'multixact_pages', w):.2f}"
             f" | {_per_tx(a, 'multixact_pages', w):.2f}"
             f" | {sum(x.get('inserts', 0) for x in a):,}/{sum(x['updates'] for x in a):,} | {_top_waits(a)} |"
         )

@@ -48,7 +48,7 @@ def test_each_write_path_shows_its_wal_and_waits_per_transaction():
     )
     assert (
         row
-        == "| qlearning.trajectory_insert | 7,000 | 6,000 | 0.05 | 1.00 | 1.00 | 0/0 | LWLock:WALWrite 80%, CPU 20% |"
+        == "| qlearning.trajectory_insert | 7,000 | 6,000 | 0.050 | 1.00 | 1.00 | 0/0 | LWLock:WALWrite 80%, CPU 20% |"
     )
 
 
