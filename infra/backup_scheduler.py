@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="pgbackrest.conf of the stack")
     parser.add_argument("--stanza", required=True, help="the stack's pgBackRest stanza")
-    parser.add_argument("--pgpassfile", required=True, help="pgpass file with the superuser's password")
+    parser.add_argument(
+        "--pgpassfile",
+        help="pgpass file with the superuser's password (needed where the drill or the database side's"
+        " pgBackRest connects to PostgreSQL; the repository host's reaches it through the database side)",
+    )
     parser.add_argument("--status-dir", help="where verify and drill results are recorded (needed by them)")
     parser.add_argument("--metrics-listen", help="HOST:PORT of the Prometheus metrics; none without it")
     parser.add_argument(
@@ -129,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs {args.jobs!r}: name some of {', '.join(JOBS)}")
     if jobs & {"verify", "drill"} and not args.status_dir:
         parser.error("--status-dir is needed where verify or drills run")
-    env = {**os.environ, "PGPASSFILE": args.pgpassfile}
+    if "drill" in jobs and args.bindir and not args.pgpassfile:
+        parser.error("--pgpassfile is needed where drills run")
+    env = {**os.environ, **({"PGPASSFILE": args.pgpassfile} if args.pgpassfile else {})}
     status_dir = Path(args.status_dir) if args.status_dir else Path()
     drill_days = args.drill_every_days if args.bindir and "drill" in jobs else None
     if args.once:

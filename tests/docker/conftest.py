@@ -63,6 +63,8 @@ def stack_file(directory: Path, stack: str = STACK, overrides: dict | None = Non
     for name, port in zip(names, free_ports(len(names)), strict=True):
         config[f"agentdb:{to_camel(name + '_port')}"] = port
     config.update({"agentdb:memoryMb": 1024, "agentdb:scrapeIntervalS": 2, "agentdb:alertForScale": 0.05})
+    # The repository encrypted at rest, as staging and prod have it (dev's own default is off).
+    config["agentdb:backupEncryption"] = True
     # pgAdmin's image (pip inside the build) is not part of this run yet: its container is checked under
     # Pulumi's mocks (tests/pulumi) and pgAdmin itself by tests/tools on the local runner.
     config["agentdb:tools"] = False

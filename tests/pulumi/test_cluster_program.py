@@ -17,7 +17,7 @@ from mockstack import IMAGE, REPO, deploy, reveal
 
 from infra import render
 from infra import topology as topo
-from infra.program.cluster import NODE_VOLUMES
+from infra.program.backup import NODE_VOLUMES
 from infra.program.common import ETCD_DATA, POSTGRES_MAJOR, REPO_VOLUME, SERVICE_UID, limits
 from infra.settings import load
 
@@ -52,10 +52,10 @@ def test_three_nodes_three_members_and_haproxy(cluster):
     containers = deployment.containers()
     assert sorted(n for n in containers if n.startswith(("pg-", "etcd-", "haproxy"))) == [*MEMBERS, "haproxy", *NODES]
     assert "postgres" not in containers and "postgres-exporter" not in containers
-    assert "backup" in containers
+    assert {"pgbackrest-repo", "pgbackrest-db", "backup-scheduler", "backup-checks"} <= set(containers)
 
 
-def pgbackrest_conf(deployment, container: str = "backup") -> dict[str, str]:
+def pgbackrest_conf(deployment, container: str = "pgbackrest-db") -> dict[str, str]:
     """The rendered pgbackrest.conf a container receives, as `key -> value` (every section's keys)."""
     lines = uploaded(deployment.containers()[container], "pgbackrest.conf").splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
@@ -70,7 +70,7 @@ def test_each_member_has_its_own_volume(cluster, member):
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
-def test_each_node_has_its_volume_and_shares_the_socket_directory_and_the_repository(cluster, index):
+def test_each_node_has_its_volume_shares_the_socket_directory_and_archives_to_the_repository_host(cluster, index):
     settings, deployment = cluster
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     node = f"pg-{index}"
@@ -81,10 +81,12 @@ def test_each_node_has_its_volume_and_shares_the_socket_directory_and_the_reposi
         f"agentdb-{STACK}-{node}-data": layout.data_root,
         # Every node's socket in one directory (each named by its own port) ...
         f"agentdb-{STACK}-postgres-run-data": conf[f"pg{index}-socket-path"],
-        # ... and one repository, where the leader's archive_command pushes, whoever the leader is.
-        f"agentdb-{STACK}-{REPO_VOLUME}-data": conf["repo1-path"],
     }
-    assert f"agentdb-{STACK}-{REPO_VOLUME}-data" in volume_names(deployment)
+    # The leader's archive_command pushes to the repository host over TLS, whoever the leader is.
+    assert conf["repo1-host"] == "pgbackrest-repo" and conf["repo1-host-type"] == "tls"
+    repo = deployment.containers()["pgbackrest-repo"]
+    assert repo.urn in deployment.containers()[node].dependencies
+    assert {m["volumeName"] for m in repo.inputs["volumes"]} == {f"agentdb-{STACK}-{REPO_VOLUME}-data"}
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
@@ -190,15 +192,26 @@ def test_prometheus_scrapes_each_node_s_exporter_patroni_and_etcd(cluster):
         assert f'"{member}:{settings.etcd_client_port + index - 1}"' in config
 
 
-def test_the_backup_container_sees_every_node_where_pgbackrest_conf_names_it(cluster):
+def test_the_database_side_pgbackrest_server_sees_every_node_where_pgbackrest_conf_names_it(cluster):
     settings, deployment = cluster
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
-    backup = deployment.containers()["backup"]
+    backup = deployment.containers()["pgbackrest-db"]
     conf = pgbackrest_conf(deployment)
-    assert conf["backup-standby"] == "y"
+    repo_conf = dict(
+        line.split("=", 1)
+        for line in next(
+            u["content"]
+            for u in reveal(deployment.containers()["backup-scheduler"].inputs["uploads"])
+            if u["file"] == f"{layout.repo_home}/pgbackrest.conf"
+        ).splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    # The repository host takes the backups from a replica, reading every node through pgbackrest-db.
+    assert repo_conf["backup-standby"] == "y"
+    assert [repo_conf[f"pg{i}-host"] for i in (1, 2, 3)] == ["pgbackrest-db"] * 3
     mounts = {m["volumeName"]: m["containerPath"] for m in backup.inputs["volumes"]}
     assert mounts[f"agentdb-{STACK}-postgres-run-data"] == conf["pg1-socket-path"]
-    assert mounts[f"agentdb-{STACK}-{REPO_VOLUME}-data"] == conf["repo1-path"]
+    assert not any(REPO_VOLUME in name for name in mounts)
     script = backup.inputs["command"][-1]
     for index, node in enumerate(NODES, 1):
         volume = mounts[f"agentdb-{STACK}-{node}-data"]
@@ -206,20 +219,25 @@ def test_the_backup_container_sees_every_node_where_pgbackrest_conf_names_it(clu
         # The node mounts its volume at the data root: its data directory is `<node>` inside the volume.
         assert conf[f"pg{index}-path"] == f"{layout.data_root}/{node}"
         assert f"ln -sfn {volume}/{node} {conf[f'pg{index}-path']} && " in script
-    # The stanza before the schedule, and the schedule as the single server's backup container runs it.
-    assert script.index("stanza-create") < script.index("exec python3 -m infra.backup_scheduler")
-    assert "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass " in script
+    # The stanza (once HAProxy reaches the leader) before the server.
+    assert script.index("stanza-create") < script.index("exec pgbackrest --config=/etc/agentdb/pgbackrest.conf server")
+    assert "export PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass && " in script
     assert deployment.containers()["haproxy"].urn in backup.dependencies
 
 
-def test_the_backup_container_of_a_single_server_is_unchanged(single):
-    backup = single.containers()["backup"].inputs
-    assert backup["command"][:3] == ["python3", "-m", "infra.backup_scheduler"]
+def test_the_database_side_of_a_single_server_mounts_its_volumes_and_the_repository_has_its_own(single):
+    backup = single.containers()["pgbackrest-db"].inputs
     assert [m["volumeName"] for m in backup["volumes"]] == [
         f"agentdb-{STACK}-postgres-data",
         f"agentdb-{STACK}-postgres-run-data",
     ]
-    assert not any(REPO_VOLUME in name for name in volume_names(single))
+    # Only the repository host's side (its server and the backup schedule) mounts the repository.
+    mounting = {
+        name
+        for name, c in single.containers().items()
+        if any(m["volumeName"] == f"agentdb-{STACK}-{REPO_VOLUME}-data" for m in c.inputs.get("volumes") or [])
+    }
+    assert mounting == {"pgbackrest-repo", "backup-scheduler"}
 
 
 def test_the_cluster_images_are_built_only_for_a_cluster(cluster, single):
@@ -233,7 +251,7 @@ def test_the_cluster_images_are_built_only_for_a_cluster(cluster, single):
 def test_replicas_0_declares_no_cluster(single):
     assert not topo.build(load(STACK)).clustered
     containers = single.containers()
-    assert "postgres" in containers and "backup" in containers
+    assert "postgres" in containers and "pgbackrest-repo" in containers
     assert not any(name.startswith(("pg-", "etcd-", "haproxy")) for name in containers)
     assert f"agentdb-{STACK}-postgres-data" in volume_names(single)
 
