@@ -13,7 +13,7 @@ import re
 import tomllib
 
 import pytest
-from mockstack import IMAGE, REPO, deploy, reveal
+from mockstack import IMAGE, REPO, deploy, reveal, visible
 
 from infra import render
 from infra import topology as topo
@@ -261,3 +261,22 @@ def test_the_patroni_image_pins_the_venv_s_patroni():
     venv = next(p for p in pins if p.startswith("patroni")).split("==")[1]
     dockerfile = (REPO / "docker" / "patroni" / "Dockerfile").read_text()
     assert f"ARG PATRONI_VERSION={venv}\n" in dockerfile
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("pgbackrest-repo", "/var/lib/pgbackrest/tls/repo.key"),
+        ("backup-scheduler", "/var/lib/pgbackrest/tls/repo.key"),
+        ("pgbackrest-db", "/etc/agentdb/secrets/pgbackrest-db.key"),
+        ("backup-checks", "/etc/agentdb/secrets/pgbackrest-db.key"),
+        ("postgres", "/etc/agentdb/secrets/pgbackrest-db.key"),
+    ],
+)
+def test_each_side_gets_its_own_key_from_one_certificate_resource_as_a_secret_0600_file(single, service, path):
+    (certificates,) = [r for r in single.resources if r.name == "backup-tls"]
+    assert set(certificates.inputs["dns"]) == {"pgbackrest-repo", "pgbackrest-db"}
+    upload = next(u for u in single.containers()[service].raw["uploads"] if u.get("file") == path)
+    assert visible(upload)["content"] == "<secret>", f"{service}: {path} is not a secret input"
+    (revealed,) = [u for u in reveal(single.containers()[service].inputs["uploads"]) if u["file"] == path]
+    assert revealed["permissions"] == "0600" and revealed["content"].startswith("-----BEGIN PRIVATE KEY-----")
