@@ -15,7 +15,7 @@ from pydantic.alias_generators import to_camel
 from infra import credentials as sec
 from infra import external, render
 from infra import topology as topo
-from infra.program.backup import Backup
+from infra.program.backup import Backup, check_backup_repos
 from infra.program.cluster import Cluster
 from infra.program.common import POSTGRES_MAJOR, StackContext
 from infra.program.images import Images
@@ -80,6 +80,7 @@ def build(
     `admin_password` is the secret `agentdb:postgresAdminPassword`, needed with postgresMode external.
     """
     check_publishing(stack, settings)
+    check_backup_repos(stack, settings)
     if settings.postgres_mode == "external" and admin_password is None:
         raise SettingsError(
             f"Pulumi.{stack}.yaml: {external.PASSWORD_KEY}: not set; `pulumi config set --secret"

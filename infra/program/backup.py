@@ -28,7 +28,7 @@ import pulumi_docker as docker
 from infra import credentials as sec
 from infra import render, repository
 from infra import topology as topo
-from infra.program.backup_tls import Certificates
+from infra.program.backup_tls import OUTPUTS, Certificates
 from infra.program.common import (
     CHECKS_DIR,
     CHECKS_VOLUME,
@@ -45,6 +45,7 @@ from infra.program.common import (
     rendered_upload,
     service_container,
 )
+from infra.settings import Settings, SettingsError
 
 CONFIG = "pgbackrest.conf"  # the database side's
 REPO_CONFIG = repository.CONFIG  # the repository host's rendered file
@@ -59,6 +60,21 @@ DB_TLS = dict(zip(("ca_crt", "db_crt", "db_key"), repository.DB_TLS, strict=True
 REPO_TLS = dict(zip(("ca_crt", "repo_crt", "repo_key"), repository.REPO_TLS, strict=True))
 STANZA = render.PGBACKREST_STANZA
 KINDS = ("pgbackrest_repo", "pgbackrest_db", "backup_scheduler", "backup_checks")
+
+
+# agentdb:backupRepos types the Docker realization wires: a posix entry is a volume of the repository host's.
+# An s3 entry's keys and a host entry's certificate files have no way into the containers yet.
+DOCKER_REPO_TYPES = ("posix",)
+
+
+def check_backup_repos(stack: str, settings: Settings) -> None:
+    """Refuse, before anything is created, an agentdb:backupRepos entry the containers could not use."""
+    for i, repo in enumerate(settings.backup_repos):
+        if repo.type not in DOCKER_REPO_TYPES:
+            raise SettingsError(
+                f"Pulumi.{stack}.yaml: agentdb:backupRepos[{i}]: type {repo.type!r} is not supported by the Docker"
+                f" realization yet (only {', '.join(DOCKER_REPO_TYPES)}); the local runner (agentdb up) supports it"
+            )
 
 
 def repo_config(ctx: StackContext) -> str:
@@ -178,7 +194,8 @@ class Backup(pulumi.ComponentResource):
             [lay.host_of("pgbackrest_repo"), lay.host_of("pgbackrest_db")],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.tls = {key: getattr(certificates, key) for key in ("ca_crt", "repo_crt", "repo_key", "db_crt", "db_key")}
+        self.tls = {key: getattr(certificates, key) for key in OUTPUTS}
+        # PostgreSQL's containers, made after this one, upload the database side's files from the context.
         ctx.backup_tls = self.tls
         unit = self.topology.unit("pgbackrest_repo")
         self.containers: dict[str, docker.Container] = {}
@@ -233,12 +250,7 @@ class Backup(pulumi.ComponentResource):
                 }
             health = (
                 # The repository host's view of the stanza: its configuration and its repository answer.
-                [
-                    "pgbackrest",
-                    f"--config={lay.repo_home}/pgbackrest.conf",
-                    f"--stanza={render.PGBACKREST_STANZA}",
-                    "info",
-                ]
+                ["pgbackrest", f"--config={repo_config(ctx)}", f"--stanza={STANZA}", "info"]
                 if unit.health.kind == "process"
                 else python_health(unit.health)
             )

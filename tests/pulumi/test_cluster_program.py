@@ -13,6 +13,7 @@ import re
 import tomllib
 
 import pytest
+import yaml
 from mockstack import IMAGE, REPO, deploy, reveal, visible
 
 from infra import render
@@ -280,3 +281,32 @@ def test_each_side_gets_its_own_key_from_one_certificate_resource_as_a_secret_06
     assert visible(upload)["content"] == "<secret>", f"{service}: {path} is not a secret input"
     (revealed,) = [u for u in reveal(single.containers()[service].inputs["uploads"]) if u["file"] == path]
     assert revealed["permissions"] == "0600" and revealed["content"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(
+    ("entry", "declared"),
+    [
+        ({"type": "posix", "path": "/srv/backup2"}, True),
+        ({"type": "s3", "endpoint": "s3.example.com", "bucket": "b", "region": "r"}, False),
+        ({"type": "host", "host": "backup2", "caFile": "/c", "certFile": "/d", "keyFile": "/k"}, False),
+    ],
+)
+def test_a_second_repository_is_a_volume_of_the_repository_host_or_refused_by_name(tmp_path, entry, declared):
+    doc = yaml.safe_load((REPO / f"Pulumi.{STACK}.yaml").read_text())
+    doc["config"]["agentdb:backupRepos"] = [entry]
+    path = tmp_path / f"Pulumi.{STACK}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    if not declared:
+        with pytest.raises(Exception, match=rf"agentdb:backupRepos\[0\]: type '{entry['type']}' is not supported"):
+            deploy(STACK, path)
+        return
+    containers = deploy(STACK, path).containers()
+    for service in ("pgbackrest-repo", "backup-scheduler"):
+        mounts = {m["volumeName"]: m["containerPath"] for m in containers[service].inputs["volumes"]}
+        assert mounts[f"agentdb-{STACK}-pgbackrest-repo2-data"] == "/srv/backup2"
+    conf = next(
+        u["content"]
+        for u in reveal(containers["pgbackrest-repo"].inputs["uploads"])
+        if u["file"].endswith("pgbackrest.conf")
+    )
+    assert "repo2-path=/srv/backup2" in conf.splitlines()
