@@ -13,7 +13,8 @@ the next slot and runs the job due then (UTC):
 It also serves Prometheus metrics on `--metrics-listen` (infra/backup_metrics.py): what the
 repository holds, read through `pgbackrest info` at each scrape, and the recorded results of the last
 verify and drill (JSON files in `--status-dir`). The Docker realization runs the same file in its
-backup container, so everything but the drill uses the standard library only.
+backup-scheduler and backup-checks containers, from the python image's Debian Python: everything but
+the drill (psycopg, Debian's python3-psycopg there) uses the standard library only.
 
     python -m infra.backup_scheduler --config etc/pgbackrest.conf --stanza agentdb \
         --pgpassfile secrets/pgbackrest.pgpass --status-dir data/backup-status \

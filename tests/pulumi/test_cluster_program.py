@@ -3,8 +3,8 @@
 A stack with `agentdb:replicas: 2` (Pulumi.prod.yaml's, and a dev stack raised to 2 here) declares three
 Patroni nodes with a volume each, three etcd members with a volume each and HAProxy; PgBouncer and the
 schema resources reach the leader through HAProxy. Each node has its own postgres_exporter; every node
-archives WAL to one repository volume, and the backup container mounts every node's volume at the path
-pgbackrest.conf names. With replicas 0 nothing of the cluster is declared.
+archives WAL over TLS to the repository host's container (its own volume), and pgbackrest-db mounts every
+node's volume at the path pgbackrest.conf names. With replicas 0 nothing of the cluster is declared.
 """
 
 from __future__ import annotations
