@@ -13,7 +13,8 @@ the next slot and runs the job due then (UTC):
 It also serves Prometheus metrics on `--metrics-listen` (infra/backup_metrics.py): what the
 repository holds, read through `pgbackrest info` at each scrape, and the recorded results of the last
 verify and drill (JSON files in `--status-dir`). The Docker realization runs the same file in its
-backup container, so everything but the drill uses the standard library only.
+backup-scheduler and backup-checks containers, from the python image's Debian Python: everything but
+the drill (psycopg, Debian's python3-psycopg there) uses the standard library only.
 
     python -m infra.backup_scheduler --config etc/pgbackrest.conf --stanza agentdb \
         --pgpassfile secrets/pgbackrest.pgpass --status-dir data/backup-status \
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="pgbackrest.conf of the stack")
     parser.add_argument("--stanza", required=True, help="the stack's pgBackRest stanza")
-    parser.add_argument("--pgpassfile", required=True, help="pgpass file with the superuser's password")
+    parser.add_argument(
+        "--pgpassfile",
+        help="pgpass file with the superuser's password (needed where the drill or the database side's"
+        " pgBackRest connects to PostgreSQL; the repository host's reaches it through the database side)",
+    )
     parser.add_argument("--status-dir", help="where verify and drill results are recorded (needed by them)")
     parser.add_argument("--metrics-listen", help="HOST:PORT of the Prometheus metrics; none without it")
     parser.add_argument(
@@ -129,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs {args.jobs!r}: name some of {', '.join(JOBS)}")
     if jobs & {"verify", "drill"} and not args.status_dir:
         parser.error("--status-dir is needed where verify or drills run")
-    env = {**os.environ, "PGPASSFILE": args.pgpassfile}
+    if "drill" in jobs and args.bindir and not args.pgpassfile:
+        parser.error("--pgpassfile is needed where drills run")
+    env = {**os.environ, **({"PGPASSFILE": args.pgpassfile} if args.pgpassfile else {})}
     status_dir = Path(args.status_dir) if args.status_dir else Path()
     drill_days = args.drill_every_days if args.bindir and "drill" in jobs else None
     if args.once:

@@ -255,9 +255,6 @@ def render(settings: Settings, secrets: dict[str, str], layout: Layout) -> dict[
         # An external server's configuration and backups are its provider's.
         if not (topology.external and name in _SERVER_FILES)
     }
-    if layout.unit_hosts:
-        # The Docker realization runs no repository host yet: its repository stays on PostgreSQL's volume.
-        del files["pgbackrest-repo.conf"]
     if topology.clustered:
         # One Patroni file per node from one template; PostgreSQL's parameters are the ones
         # postgresql.conf would carry, so a node is tuned exactly like the single server.

@@ -20,7 +20,7 @@ import os
 import pwd
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,27 +186,19 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
 
-def _ensure_certificates(
-    stack: LocalStack, db_owner: tuple[int, int] | None, repo_owner: tuple[int, int] | None, progress: Progress
-) -> None:
-    """A CA and a certificate for each side, made together once; the CA's key is thrown away.
+def make_certificates(name: str, dns: list[str], ips: Sequence[str] = ()) -> dict[str, bytes]:
+    """A CA and a certificate for each side, signed by it, as PEM bytes by file name; the CA's key is not kept.
 
-    Without the CA key nobody can mint another certificate the two servers would accept; to renew,
-    delete either side's files and run `up` again, which makes all of them anew.
+    Keys: ca.crt, repo.crt, repo.key, db.crt, db.key. Both certificates name every host in `dns` and
+    `ips`: pgBackRest 2.45 matches the host name it connects to against the DNS names only. The local
+    runner and the Docker program (infra/program/backup_tls.py) both make theirs here.
     """
-    db_files = [stack.secrets_dir / name for name in DB_TLS]
-    repo_files = [home(stack) / "tls" / name for name in REPO_TLS]
-    if all(path.exists() for path in db_files + repo_files):
-        return
-    progress("generating the TLS certificates of pgBackRest's repository host and database side")
-    host = stack.settings.bind_address
-    # pgBackRest 2.45 matches the host name against the DNS names only, so the address is one too.
-    san = f"subjectAltName=DNS:localhost,DNS:{host},IP:{host}"
+    san = "subjectAltName=" + ",".join([*(f"DNS:{d}" for d in dns), *(f"IP:{i}" for i in ips)])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         _openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(CERT_DAYS), "-sha256",
-            "-subj", f"/CN=agentdb-{stack.name}-pgbackrest-ca", "-keyout", "ca.key", "-out", "ca.crt",
+            "-subj", f"/CN=agentdb-{name}-pgbackrest-ca", "-keyout", "ca.key", "-out", "ca.crt",
             cwd=work,
         )  # fmt: skip
         (work / "san.ext").write_text(san + "\n")
@@ -221,19 +213,37 @@ def _ensure_certificates(
                 "-days", str(CERT_DAYS), "-sha256", "-extfile", "san.ext", "-out", f"{side}.crt",
                 cwd=work,
             )  # fmt: skip
-        sources = {
-            db_files[0]: "ca.crt",
-            db_files[1]: "db.crt",
-            db_files[2]: "db.key",
-            repo_files[0]: "ca.crt",
-            repo_files[1]: "repo.crt",
-            repo_files[2]: "repo.key",
-        }
-        for target, source in sources.items():
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write((work / source).read_bytes())
-            os.chmod(target, 0o600)
-            who = db_owner if target in db_files else repo_owner
-            if who:
-                os.chown(target, *who)
+        return {name: (work / name).read_bytes() for name in ("ca.crt", "repo.crt", "repo.key", "db.crt", "db.key")}
+
+
+def _ensure_certificates(
+    stack: LocalStack, db_owner: tuple[int, int] | None, repo_owner: tuple[int, int] | None, progress: Progress
+) -> None:
+    """A CA and a certificate for each side, made together once; the CA's key is thrown away.
+
+    Without the CA key nobody can mint another certificate the two servers would accept; to renew,
+    delete either side's files and run `up` again, which makes all of them anew.
+    """
+    db_files = [stack.secrets_dir / name for name in DB_TLS]
+    repo_files = [home(stack) / "tls" / name for name in REPO_TLS]
+    if all(path.exists() for path in db_files + repo_files):
+        return
+    progress("generating the TLS certificates of pgBackRest's repository host and database side")
+    host = stack.settings.bind_address
+    made = make_certificates(stack.name, ["localhost", host], [host])
+    sources = {
+        db_files[0]: "ca.crt",
+        db_files[1]: "db.crt",
+        db_files[2]: "db.key",
+        repo_files[0]: "ca.crt",
+        repo_files[1]: "repo.crt",
+        repo_files[2]: "repo.key",
+    }
+    for target, source in sources.items():
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(made[source])
+        os.chmod(target, 0o600)
+        who = db_owner if target in db_files else repo_owner
+        if who:
+            os.chown(target, *who)

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from infra import credentials as sec
 from infra import external, render
 from infra import topology as topo
+from infra.program.backup import Backup, check_backup_repos
 from infra.program.cluster import Cluster
 from infra.program.common import POSTGRES_MAJOR, StackContext
 from infra.program.images import Images
@@ -22,7 +23,7 @@ from infra.program.monitoring import Monitoring
 from infra.program.network import Network
 from infra.program.passwords import CONFIG_KEY, Passwords
 from infra.program.pgbouncer import PgBouncer
-from infra.program.postgres import Backup, Postgres
+from infra.program.postgres import Postgres
 from infra.program.redis import Redis
 from infra.program.scheduler import Scheduler
 from infra.program.schema import Schema
@@ -79,6 +80,7 @@ def build(
     `admin_password` is the secret `agentdb:postgresAdminPassword`, needed with postgresMode external.
     """
     check_publishing(stack, settings)
+    check_backup_repos(stack, settings)
     if settings.postgres_mode == "external" and admin_password is None:
         raise SettingsError(
             f"Pulumi.{stack}.yaml: {external.PASSWORD_KEY}: not set; `pulumi config set --secret"
@@ -107,16 +109,19 @@ def build(
     # Writes go to the leader: through HAProxy's read-write port on a cluster, else to the one PostgreSQL.
     # An external server: every container but PostgreSQL's, and no backups of ours (the provider takes them).
     primary: pulumi.Resource | None
+    # pgBackRest's repository host comes first: PostgreSQL archives to it over TLS from its first segment.
+    backup = None if topology.external else Backup("backup", ctx)
+    repository = [backup.repository] if backup else []
     if topology.external:
         primary, address, servers = None, settings.postgres_host, {}
     elif topology.clustered:
-        cluster = Cluster("cluster", ctx)
+        cluster = Cluster("cluster", ctx, repository)
         primary, address, servers = cluster.primary, cluster.address, cluster.containers
     else:
-        postgres = Postgres("postgres", ctx)
+        postgres = Postgres("postgres", ctx, repository)
         primary, address, servers = postgres.container, postgres.address, {"postgres": postgres.container}
-    if primary:
-        Backup("backup", ctx, primary)
+    if backup:
+        backup.database_side(servers)
     at_server = [primary] if primary else []
     pgbouncer = PgBouncer("pgbouncer", ctx, depends_on=at_server)
     redis = Redis("redis", ctx)

@@ -6,29 +6,25 @@ module only says how each kind runs in a container, so a stack's nodes are never
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_docker as docker
 
-from infra import render
 from infra import topology as topo
+from infra.program.backup import db_tls_uploads
 from infra.program.common import (
     ETCD_DATA,
     POSTGRES_MAJOR,
-    REPO_VOLUME,
     StackContext,
     http_health,
     rendered_upload,
     service_container,
 )
 
-# Where the backup container mounts each node's volume; the data directory inside it is reached through
-# a link at the path pgbackrest.conf names (pgN-path), as PostgreSQL on that node reports it.
-NODE_VOLUMES = "/var/lib/agentdb/nodes"
-# What a node shares with the others and with the backup container: the socket directory, the repository.
-SHARED_VOLUMES = ("postgres-run", REPO_VOLUME)
+# What a node shares with the others and with pgbackrest-db: the socket directory (each node's socket is
+# named by its port). The repository is the repository host's: archive_command pushes to it over TLS.
+SHARED_VOLUMES = ("postgres-run",)
 
 
 def health_command(health: topo.Health) -> list[str]:
@@ -64,50 +60,20 @@ def etcd_command(ctx: StackContext, unit: topo.Unit, members: list[topo.Unit]) -
     ]
 
 
-def backup_volumes(ctx: StackContext) -> list[str | tuple[str, str]]:
-    """The backup container's volumes on a cluster: every node's, the shared socket directory, the repository.
-
-    pgBackRest then sees every node as local, as on the local runner: it finds the primary through
-    each node's socket and copies a backup from a replica's data directory (`backup-standby=y`).
-    """
-    nodes = topo.build(ctx.settings).nodes
-    return [*((node.data, f"{NODE_VOLUMES}/{node.data}") for node in nodes), *SHARED_VOLUMES]
-
-
-def backup_command(ctx: StackContext, scheduler: Sequence[str], pgpassfile: str) -> list[str]:
-    """The backup container's command on a cluster: link each node's data directory where pgbackrest.conf
-    names it, create the stanza (idempotent; archiving from the leader waits for it), then the schedule.
-
-    The single server's container creates its stanza before PostgreSQL starts; a cluster's leader is only
-    known once Patroni has bootstrapped it, and this container starts after HAProxy reaches it.
-    """
-    lay = ctx.layout
-    links = [
-        f"ln -sfn {NODE_VOLUMES}/{node.data}/{node.data} {lay.data_root}/{node.data}"
-        for node in topo.build(ctx.settings).nodes
-    ]
-    stanza = shlex.join(
-        [
-            "pgbackrest",
-            f"--config={lay.etc}/pgbackrest.conf",
-            f"--stanza={render.PGBACKREST_STANZA}",
-            "stanza-create",
-            "--log-level-console=warn",
-        ]
-    )
-    # pgBackRest's log-path (pgbackrest.conf), which the python image does not have.
-    logs = f"mkdir -p {lay.logs}/pgbackrest"
-    steps = [*links, logs, f"PGPASSFILE={shlex.quote(pgpassfile)} {stanza}", f"exec {shlex.join(scheduler)}"]
-    return ["/bin/sh", "-c", " && ".join(steps)]
-
-
 class Cluster(pulumi.ComponentResource):
     """etcd members, then the Patroni nodes, then HAProxy; `pulumi up` waits for HAProxy's read-write port.
 
     `primary` is the container PgBouncer, the exporters and the schema resources reach the leader through.
     """
 
-    def __init__(self, name: str, ctx: StackContext, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        ctx: StackContext,
+        repository: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """`repository`: pgBackRest's repository host container, which the leader archives to."""
         super().__init__("agentdb:index:Cluster", name, None, opts)
         s = ctx.settings
         topology = topo.build(s)
@@ -134,11 +100,16 @@ class Cluster(pulumi.ComponentResource):
                 image="patroni",
                 command=["patroni", f"{ctx.layout.etc}/{node.files[0]}"],
                 health=health_command(node.health),
-                # The passwords Patroni needs are in its own 0600 file; archive_command reads pgbackrest.conf.
-                uploads=[*(rendered_upload(ctx, f) for f in node.files), rendered_upload(ctx, "pgbackrest.conf")],
+                # The passwords Patroni needs are in its own 0600 file; archive_command reads pgbackrest.conf
+                # and pushes to the repository host with the database side's certificate.
+                uploads=[
+                    *(rendered_upload(ctx, f) for f in node.files),
+                    rendered_upload(ctx, "pgbackrest.conf"),
+                    *db_tls_uploads(ctx),
+                ],
                 port=node.port,
                 volumes=[node.data, *SHARED_VOLUMES],
-                depends_on=[self.containers[a] for a in node.after],
+                depends_on=[*(self.containers[a] for a in node.after), *repository],
                 limit="postgres",
                 # Patroni stops PostgreSQL itself on SIGTERM, with a fast shutdown.
                 extra={"shm_size": max(64, s.memory_mb // 4)},

@@ -19,6 +19,9 @@ from infra.settings import Settings
 
 POSTGRES_MAJOR = 17  # the Debian base's (trixie) PostgreSQL
 SERVICE_UID = 10001  # the `agentdb` user the images create; uploads are chowned to it
+# The python image's `pgbackrest` user: the repository host's containers run as it, so the database
+# side's user can read neither the repository nor the repository host's key and passphrase.
+REPO_UID = 10002
 PYTHON_HOME = "/opt/agentdb"  # where docker/python/Dockerfile puts agentdb's Python services
 RESTART = "unless-stopped"
 HEALTH_INTERVAL = "5s"
@@ -26,7 +29,13 @@ HEALTH_TIMEOUT = "3s"
 HEALTH_RETRIES = 10
 WAIT_TIMEOUT_S = 180  # `pulumi up` waits this long for a container to turn healthy before dependents start
 ETCD_DATA = "/var/lib/agentdb/etcd"  # an etcd member's volume; etcd makes its data directory below it
-REPO_VOLUME = "pgbackrest-repo"  # a cluster's pgBackRest repository (the single server keeps it on its volume)
+REPO_VOLUME = "pgbackrest-repo"  # the repository host's repository (repo1-path of pgbackrest-repo.conf)
+# verify's results, written on the repository host's side and read by the backup metrics on the database side
+STATUS_VOLUME = "pgbackrest-status"
+STATUS_DIR = "/var/lib/pgbackrest-status"
+# the restore drill's results (and when backups began to be expected), kept across container replacements
+CHECKS_VOLUME = "backup-checks"
+CHECKS_DIR = "/var/lib/agentdb/backup-status"
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,11 @@ def limits(settings: Settings) -> dict[str, Limits]:
         "pgbouncer-exporter": small,
         "redis-exporter": small,
         "webhook": small,
-        "backup": Limits(256, 0.5),
+        "pgbackrest-repo": Limits(256, 0.5),
+        "pgbackrest-db": Limits(256, 0.5),
+        "backup-scheduler": Limits(256, 0.5),
+        # The restore drill starts a restored copy of PostgreSQL (64 MiB of shared buffers) beside pgBackRest.
+        "backup-checks": Limits(512, 0.5),
         "scheduler": Limits(128, 0.5),
         "alertmanager": Limits(256, 0.5),
         "prometheus": Limits(1024, 1),
@@ -72,13 +85,18 @@ class StackContext:
     network_name: pulumi.Output | None = None
     images: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # image key -> pinned image reference
     volumes: dict[str, pulumi.Output] = field(default_factory=dict)  # service -> volume name
+    # pgBackRest's TLS PEMs (infra/program/backup_tls.py), by output name; empty with no backups of ours
+    backup_tls: dict[str, pulumi.Output] = field(default_factory=dict)
 
     def container_name(self, service: str) -> str:
         return f"agentdb-{self.stack}-{service}"
 
 
-def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
-    """Upload one rendered file to the etc directory, with the renderer's mode, owned by the service user.
+def rendered_upload(
+    ctx: StackContext, name: str, path: str | None = None, owner: int = SERVICE_UID
+) -> docker.ContainerUploadArgs:
+    """Upload one rendered file to the etc directory (or `path`), with the renderer's mode, owned by the
+    service user (or `owner`).
 
     Files of mode 0644 carry no secret by the renderer's contract, so they stay readable in diffs; a file
     whose mode is not known before rendering (one per cluster node) stays secret whatever its mode.
@@ -93,10 +111,10 @@ def rendered_upload(ctx: StackContext, name: str) -> docker.ContainerUploadArgs:
     else:
         permissions = f"{static:04o}"
     return docker.ContainerUploadArgs(
-        file=f"{ctx.layout.etc}/{name}",
+        file=path or f"{ctx.layout.etc}/{name}",
         content=content,
-        owner=str(SERVICE_UID),
-        group=str(SERVICE_UID),
+        owner=str(owner),
+        group=str(owner),
         permissions=permissions,
     )
 
@@ -187,9 +205,16 @@ def service_container(
     )
 
 
+def posix_repo_volumes(settings: Settings) -> dict[str, str]:
+    """A volume for each posix entry of agentdb:backupRepos (repoN), by name -> the entry's path."""
+    return {f"{REPO_VOLUME}{i + 2}": r.path for i, r in enumerate(settings.backup_repos) if r.type == "posix"}
+
+
 def volume_path(ctx: StackContext, volume: str) -> str:
     """Where each named volume is mounted inside its container."""
     lay = ctx.layout
+    if volume in (posix := posix_repo_volumes(ctx.settings)):
+        return posix[volume]
     kinds = {unit.data: unit.kind for unit in topo.build(ctx.settings).units if unit.data}
     # A node's volume holds its data directory as the local runner's data root does (Patroni makes it).
     if kinds.get(volume) == "patroni":
@@ -199,9 +224,10 @@ def volume_path(ctx: StackContext, volume: str) -> str:
     return {
         "postgres": lay.postgres_data.rsplit("/", 1)[0],  # initdb wants an empty directory below the mount
         "postgres-run": lay.run,
-        # A cluster's pgBackRest repository, shared by every node and the backup container: the
-        # repo1-path config/pgbackrest.conf.j2 renders.
-        REPO_VOLUME: f"{lay.data_root}/pgbackrest",
+        # The repository host's repository: repo1-path of config/pgbackrest-repo.conf.j2.
+        REPO_VOLUME: lay.repo_path,
+        STATUS_VOLUME: STATUS_DIR,
+        CHECKS_VOLUME: CHECKS_DIR,
         "redis": lay.redis_data,
         "prometheus": lay.prometheus_data,
         "alertmanager": lay.alertmanager_data,
@@ -212,3 +238,16 @@ def volume_path(ctx: StackContext, volume: str) -> str:
 
 def http_health(port: int, path: str) -> list[str]:
     return ["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}"]
+
+
+def python_health(health: topo.Health) -> list[str]:
+    """A `tcp` or `http` health check run by the python image's own Python (it has no curl)."""
+    if health.kind == "tcp":
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {health.port}), 2).close()"
+    elif health.kind == "http":
+        probe = (
+            f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{health.port}{health.path}', timeout=2)"
+        )
+    else:
+        raise ValueError(f"no python healthcheck for a {health.kind!r} health check")
+    return ["python3", "-c", probe]

@@ -11,7 +11,7 @@ import pulumi_docker as docker
 from infra import tools
 from infra import topology as topo
 from infra.databases import REPO_ROOT
-from infra.program.common import SERVICE_UID
+from infra.program.common import POSTGRES_MAJOR, REPO_UID, SERVICE_UID
 from infra.settings import Settings
 
 DOCKER_DIR = REPO_ROOT / "docker"
@@ -28,14 +28,31 @@ IMAGES: dict[str, Path] = {
     "patroni": DOCKER_DIR,
     "etcd": DOCKER_DIR,
     "haproxy": DOCKER_DIR,
+    # The python image plus PostgreSQL of the server's major version: the restore drill starts its copy.
+    "drill": REPO_ROOT / "infra",
 }
 # The single PostgreSQL's image, or the cluster's: only what the stack runs is built.
 SINGLE_ONLY = {"postgres"}
 CLUSTER_ONLY = {"patroni", "etcd", "haproxy"}
-PYTHON_SOURCES = ("__init__.py", "webhook.py", "exporters/__init__.py", "exporters/pgbouncer.py")
+BACKUP_ONLY = {"drill"}  # none where the provider of an external server takes the backups
+# What the python image's Dockerfile copies from infra/: a change to any of them is a new tag.
+PYTHON_SOURCES = (
+    "__init__.py",
+    "webhook.py",
+    "backup_scheduler.py",
+    "backup_metrics.py",
+    "drill.py",
+    "scheduler.py",
+    "exporters/__init__.py",
+    "exporters/pgbouncer.py",
+)
 # Images built from another image's Dockerfile, as one of its stages: key -> (Dockerfile's key, stage).
 # pgadmin is the python image plus pgAdmin in a virtualenv of its own (agentdb:tools only).
-STAGES: dict[str, tuple[str, str]] = {"python": ("python", "python"), "pgadmin": ("python", "pgadmin")}
+STAGES: dict[str, tuple[str, str]] = {
+    "python": ("python", "python"),
+    "pgadmin": ("python", "pgadmin"),
+    "drill": ("python", "drill"),
+}
 TOOLS_IMAGES = {"pgadmin": REPO_ROOT / "infra"}
 PGADMIN_SOURCES = ("pgadmin_launcher.py",)
 
@@ -45,6 +62,8 @@ def keys(settings: Settings) -> list[str]:
     topology = topo.build(settings)
     # An external server needs neither: the provider runs PostgreSQL.
     skip = SINGLE_ONLY | CLUSTER_ONLY if topology.external else SINGLE_ONLY if topology.clustered else CLUSTER_ONLY
+    if not topology.of_kind("backup_checks"):
+        skip = skip | BACKUP_ONLY
     return [key for key in IMAGES if key not in skip]
 
 
@@ -56,6 +75,8 @@ def build_args(settings: Settings) -> dict[str, str]:
     return {
         "BASE_IMAGE": settings.base_image,
         "SERVICE_UID": str(SERVICE_UID),
+        "REPO_UID": str(REPO_UID),
+        "POSTGRES_MAJOR": str(POSTGRES_MAJOR),
         # The same pins as the local runner's pgAdmin virtualenv (pyproject.toml).
         "PGADMIN_REQUIREMENTS": " ".join(tools.pgadmin_requirements()),
     }

@@ -6,15 +6,16 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import topology as topo
-from infra.program.common import REPO_VOLUME
+from infra.program.common import CHECKS_VOLUME, REPO_VOLUME, STATUS_VOLUME, posix_repo_volumes
 from infra.settings import Settings
 
-# postgres-run holds PostgreSQL's socket and pgBackRest's locks, shared with the backup container.
+# postgres-run holds PostgreSQL's socket (on a cluster every node's, each named by its port) and the
+# database side's pgBackRest locks and spool, shared with pgbackrest-db and the restore drill.
 SINGLE_EXTRA = ("postgres-run",)
-# A cluster shares postgres-run between every node and the backup container (each node's socket is
-# named by its own port), and keeps the pgBackRest repository on a volume of its own that every node
-# archives to.
-CLUSTER_EXTRA = ("postgres-run", REPO_VOLUME)
+CLUSTER_EXTRA = ("postgres-run",)
+# pgBackRest's repository host keeps the repository on a volume of its own (and one per posix entry of
+# agentdb:backupRepos); verify's results and the drill's have theirs, so they outlive their containers.
+BACKUP_EXTRA = (REPO_VOLUME, STATUS_VOLUME, CHECKS_VOLUME)
 # Grafana runs only in the Docker realization, so the topology does not list it; pgadmin only with
 # agentdb:tools.
 EXTRA = ("grafana",)
@@ -28,7 +29,8 @@ def volumes(settings: Settings) -> list[str]:
     data = [unit.data for unit in topology.units if unit.data]
     tools = TOOLS_VOLUMES if settings.tools else ()
     extra = CLUSTER_EXTRA if topology.clustered else () if topology.external else SINGLE_EXTRA
-    return [*data, *extra, *EXTRA, *tools]
+    backup = (*BACKUP_EXTRA, *posix_repo_volumes(settings)) if topology.of_kind("pgbackrest_repo") else ()
+    return [*data, *extra, *backup, *EXTRA, *tools]
 
 
 class Network(pulumi.ComponentResource):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 import pulumi
-import pulumi_docker as docker
 
 from infra import credentials as sec
 from infra import render
-from infra import topology as topo
-from infra.program.cluster import backup_command, backup_volumes
+from infra.program.backup import db_tls_uploads
 from infra.program.common import (
     POSTGRES_MAJOR,
-    PYTHON_HOME,
-    SERVICE_UID,
     StackContext,
     rendered_upload,
     secret_upload,
@@ -23,7 +20,6 @@ from infra.program.common import (
 
 BINDIR = f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin"
 BACKUP_CONFIG = "pgbackrest.conf"
-BACKUP_PGPASS = "pgbackrest.pgpass"
 
 
 def tls_bootstrap(secrets_dir: str, common_name: str) -> str:
@@ -45,7 +41,8 @@ def command(ctx: StackContext) -> list[str]:
     )
     tls = tls_bootstrap(lay.secrets, lay.postgres_host) if s.tls else ""
     if BACKUP_CONFIG in render.FILES:
-        # archive_command pushes WAL with pgBackRest: its stanza must exist before the first segment.
+        # archive_command pushes WAL with pgBackRest to the repository host: the stanza should exist before the
+        # first segment (pgbackrest-db makes sure of it too, and PostgreSQL keeps WAL until it is archived).
         init += (
             f"pgbackrest --config={lay.etc}/{BACKUP_CONFIG} --stanza={render.PGBACKREST_STANZA}"
             " stanza-create --no-online --log-level-console=warn; "
@@ -57,7 +54,14 @@ def command(ctx: StackContext) -> list[str]:
 class Postgres(pulumi.ComponentResource):
     """The PostgreSQL container; `pulumi up` waits until it is healthy before PgBouncer starts."""
 
-    def __init__(self, name: str, ctx: StackContext, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        ctx: StackContext,
+        repository: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """`repository`: pgBackRest's repository host container, which archiving needs from the first segment."""
         super().__init__("agentdb:index:Postgres", name, None, opts)
         s, lay = ctx.settings, ctx.layout
         self.container = service_container(
@@ -71,12 +75,14 @@ class Postgres(pulumi.ComponentResource):
                 rendered_upload(ctx, "postgresql.conf"),
                 rendered_upload(ctx, "pg_hba.conf"),
                 *([rendered_upload(ctx, BACKUP_CONFIG)] if BACKUP_CONFIG in render.FILES else []),
+                *db_tls_uploads(ctx),
                 secret_upload(ctx, sec.SUPERUSER),
             ],
             port=s.postgres_port,
             publish=s.publish_postgres,
-            # The socket directory is a volume too: the backup container reaches the server through it.
+            # The socket directory is a volume too: pgbackrest-db and the drill reach the server through it.
             volumes=["postgres", "postgres-run"],
+            depends_on=list(repository),
             wait=True,
             stop_signal="SIGINT",  # fast shutdown, as the local runner stops it
             # Parallel queries use POSIX shared memory: Docker's 64 MiB /dev/shm is too small for real work.
@@ -85,62 +91,3 @@ class Postgres(pulumi.ComponentResource):
         # The schema resources reach PostgreSQL at this address on the private network (routed on Linux).
         self.address = self.container.network_datas.apply(lambda nets: nets[0].ip_address)
         self.register_outputs({"container": self.container.name, "address": self.address})
-
-
-class Backup(pulumi.ComponentResource):
-    """The backup schedule: infra/backup_scheduler.py (as in the local runner) runs pgBackRest, full weekly
-    and differential daily, in its own container from the python image.
-
-    It mounts PostgreSQL's data volume (the data directory and the pgBackRest repository) and its
-    socket volume at the same paths as the PostgreSQL container, so pgBackRest works as on the
-    database host; the superuser's password reaches it as a 0600 pgpass file. On a cluster it mounts
-    every node's volume instead, and takes its backups from a replica (infra/program/cluster.py).
-    """
-
-    def __init__(
-        self, name: str, ctx: StackContext, postgres: pulumi.Resource, opts: pulumi.ResourceOptions | None = None
-    ):
-        super().__init__("agentdb:index:Backup", name, None, opts)
-        lay = ctx.layout
-        clustered = topo.build(ctx.settings).clustered
-        config = f"--config={lay.etc}/{BACKUP_CONFIG}"
-        stanza = render.PGBACKREST_STANZA
-        pgpass = docker.ContainerUploadArgs(
-            file=f"{lay.secrets}/{BACKUP_PGPASS}",
-            content=pulumi.Output.secret(ctx.passwords[sec.SUPERUSER]).apply(
-                lambda password: f"*:*:*:{sec.SUPERUSER}:{password}\n"
-            ),
-            owner=str(SERVICE_UID),
-            group=str(SERVICE_UID),
-            permissions="0600",
-        )
-        scheduler = [
-            "python3",
-            "-m",
-            "infra.backup_scheduler",
-            config,
-            f"--stanza={stanza}",
-            f"--pgpassfile={lay.secrets}/{BACKUP_PGPASS}",
-            # Verify results beside the repository (PostgreSQL's volume on a single server); no drill
-            # here: the python image has no PostgreSQL to start a restored copy with.
-            f"--status-dir={lay.data_root}/backup-status",
-            f"--metrics-listen=0.0.0.0:{ctx.settings.backup_metrics_port}",
-            f"--drill-every-days={ctx.settings.backup_drill_interval_days}",
-        ]
-        self.container = service_container(
-            self,
-            name,
-            ctx,
-            "backup",
-            image="python",
-            # On a cluster (infra/program/cluster.py): every node's volume, and the stanza made first.
-            command=backup_command(ctx, scheduler, f"{lay.secrets}/{BACKUP_PGPASS}") if clustered else scheduler,
-            # pgBackRest reads its configuration and the repository on the shared volume.
-            health=["pgbackrest", config, f"--stanza={stanza}", "info", "--output=json"],
-            uploads=[rendered_upload(ctx, BACKUP_CONFIG), pgpass],
-            port=ctx.settings.backup_metrics_port,
-            volumes=backup_volumes(ctx) if clustered else ["postgres", "postgres-run"],
-            depends_on=[postgres],
-            extra={"working_dir": PYTHON_HOME},
-        )
-        self.register_outputs({"container": self.container.name})

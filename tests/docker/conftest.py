@@ -63,6 +63,8 @@ def stack_file(directory: Path, stack: str = STACK, overrides: dict | None = Non
     for name, port in zip(names, free_ports(len(names)), strict=True):
         config[f"agentdb:{to_camel(name + '_port')}"] = port
     config.update({"agentdb:memoryMb": 1024, "agentdb:scrapeIntervalS": 2, "agentdb:alertForScale": 0.05})
+    # The repository encrypted at rest, as staging and prod have it (dev's own default is off).
+    config["agentdb:backupEncryption"] = True
     # pgAdmin's image (pip inside the build) is not part of this run yet: its container is checked under
     # Pulumi's mocks (tests/pulumi) and pgAdmin itself by tests/tools on the local runner.
     config["agentdb:tools"] = False
@@ -82,7 +84,9 @@ def apply_schema(stack: dockerstack.DockerStack) -> dict[str, dict]:
     """Call each declared schema resource's provider `create`, in declaration order, as `pulumi up` would."""
     outs = {}
     order = list(PROVIDERS)  # baseline, then migrations, then cron jobs: the declared dependencies
-    resources = sorted(stack.deployment.of_type(dockerstack.DYNAMIC), key=lambda r: order.index(kind_of(r)))
+    # The schema's resources (the certificates' dynamic resource was created under the mocks already).
+    schema_resources = [r for r in stack.deployment.of_type(dockerstack.DYNAMIC) if kind_of(r) in PROVIDERS]
+    resources = sorted(schema_resources, key=lambda r: order.index(kind_of(r)))
     for resource in resources:
         kind = kind_of(resource)
         props = {k: v for k, v in resource.inputs.items() if not k.startswith("__") and v is not None}

@@ -3,7 +3,8 @@ the Pulumi program declares them for a stack with `agentdb:replicas: 2` and sync
 
 Writes go through PgBouncer to HAProxy's read-write port, reads through the `<db>_replica` pools to its
 read-only port. Prometheus scrapes a postgres_exporter per node, Patroni and etcd; the leader archives
-WAL to the one pgBackRest repository and the backup container copies a full backup from a standby. The
+WAL over TLS to pgBackRest's repository host (its own container and volume), which takes a full backup
+from a standby through the database side's pgBackRest server. The
 last test partitions the leader from the network under write load, with a client-side ledger of
 acknowledged writes (tests/faults/load.py), and prints its figures.
 """
@@ -32,7 +33,9 @@ NODES = ["pg-1", "pg-2", "pg-3"]
 PROBE_PGPASS = "/run/agentdb/probe.pgpass"  # the superuser's password for the write probe, never on a command line
 MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
 PGBACKREST = f"pgbackrest --config=/etc/agentdb/pgbackrest.conf --stanza={render.PGBACKREST_STANZA}"
-BACKUP_PGPASS = "/etc/agentdb/secrets/pgbackrest.pgpass"  # the backup container's own, uploaded by the program
+BACKUP_PGPASS = "/etc/agentdb/secrets/pgbackrest.pgpass"  # pgbackrest-db's own, uploaded by the program
+# The repository host's side: its configuration, in backup-scheduler (where backups run) and pgbackrest-repo.
+REPO_PGBACKREST = f"pgbackrest --config=/var/lib/pgbackrest/pgbackrest.conf --stanza={render.PGBACKREST_STANZA}"
 
 
 def settings(stack):
@@ -198,16 +201,16 @@ def test_pgbackrest_check_passes_on_the_leader(cluster):
     assert node, "no leader"
     write_probe_pgpass(cluster, node)
     # `check` switches WAL on the primary and waits until the segment is in the repository: the leader's
-    # own archive_command, through the repository volume every node mounts.
+    # own archive_command, over TLS to the repository host.
     result = testinfra.get_host(f"docker://{cluster.container(node)}").run(
         f"PGPASSFILE={PROBE_PGPASS} {PGBACKREST} check --log-level-console=info"
     )
     print(f"\n[docker-conformance] pgbackrest check on the leader {node}:\n{result.stdout}{result.stderr}")
     assert result.rc == 0 and "check repo1 archive for WAL (primary)" in result.stdout, result.stdout + result.stderr
-    assert "successfully archived to '/var/lib/agentdb/postgres/pgbackrest/" in result.stdout, result.stdout
+    assert "successfully archived to '/var/lib/pgbackrest/repo/" in result.stdout, result.stdout
     # The leader's container sees only its own data directory, so pgBackRest there skips the standbys'
-    # pg_control; the backup container, which mounts every node, checks a standby's configuration too.
-    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
+    # pg_control; pgbackrest-db, which mounts every node, checks a standby's configuration too.
+    backup = testinfra.get_host(f"docker://{cluster.container('pgbackrest-db')}")
     result = backup.run(f"PGPASSFILE={BACKUP_PGPASS} {PGBACKREST} check --log-level-console=info")
     assert result.rc == 0 and "check repo1 (standby)" in result.stdout, result.stdout + result.stderr
     assert "WARN" not in result.stdout + result.stderr, result.stdout + result.stderr
@@ -226,33 +229,33 @@ def test_the_leader_archives_wal_to_the_shared_repository(cluster):
 
         wait_for(lambda: (archiver()[1] or "") >= segment, f"WAL segment {segment} archived", limit=60)
         count, last, archived_at, failed_at = archiver()
-    # Segments may have failed before the backup container created the stanza; none since.
+    # Segments may have failed before pgbackrest-db created the stanza; none since.
     assert count > 0 and (failed_at is None or failed_at < archived_at), (count, last, archived_at, failed_at)
-    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
-    (info,) = json.loads(backup.check_output(f"{PGBACKREST} info --output=json"))
+    repo = testinfra.get_host(f"docker://{cluster.container('pgbackrest-repo')}")
+    (info,) = json.loads(repo.check_output(f"{REPO_PGBACKREST} info --output=json"))
     assert info["archive"][0]["max"] >= segment, info["archive"]
     print(
         f"\n[docker-conformance] archived through {last} ({count} segments); repository max {info['archive'][0]['max']}"
     )
 
 
-def test_the_backup_container_copies_a_full_backup_from_a_standby(cluster):
-    # What its scheduler runs at 01:00 UTC, run now, at detail level: every copied file is named with the
-    # data directory it was read from.
+def test_the_repository_host_copies_a_full_backup_from_a_standby(cluster):
+    # What backup-scheduler runs at 01:00 UTC, run now, at detail level: every copied file is named with the
+    # data directory pgbackrest-db read it from.
     primary = leader(cluster)
-    backup = testinfra.get_host(f"docker://{cluster.container('backup')}")
+    backup = testinfra.get_host(f"docker://{cluster.container('backup-scheduler')}")
     start = time.monotonic()
-    result = backup.run(f"PGPASSFILE={BACKUP_PGPASS} {PGBACKREST} backup --type=full --log-level-console=detail")
+    result = backup.run(f"{REPO_PGBACKREST} backup --type=full --log-level-console=detail")
     took = time.monotonic() - start
     assert result.rc == 0, result.stdout[-3000:] + result.stderr
     assert "replay on the standby reached" in result.stdout, result.stdout[-3000:]
-    copied = re.findall(r"backup file /var/lib/agentdb/postgres/(pg-\d+)/", result.stdout)
+    copied = re.findall(r"backup file (?:[\w-]+:)?/var/lib/agentdb/postgres/(pg-\d+)/", result.stdout)
     sources = {node: copied.count(node) for node in sorted(set(copied))}
     print(f"\n[docker-conformance] full backup in {took:.1f}s, leader {primary}, files copied from: {sources}")
     # backup-standby=y: the data files come from a replica; only what is not replicated comes from the primary.
     standby = max(sources, key=sources.get)
     assert standby != primary and sources[standby] > 10 * sources.get(primary, 0), sources
-    (info,) = json.loads(backup.check_output(f"{PGBACKREST} info --output=json"))
+    (info,) = json.loads(backup.check_output(f"{REPO_PGBACKREST} info --output=json"))
     assert [b["type"] for b in info["backup"]][-1:] == ["full"] and info["status"]["code"] == 0, info
 
 

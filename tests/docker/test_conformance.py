@@ -4,9 +4,13 @@ cron jobs and pgvector through PgBouncer, on PostgreSQL 17."""
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
+import dockerstack
 import psycopg
 import pytest
 import redis
@@ -15,7 +19,7 @@ import testinfra
 from infra import credentials as sec
 from infra import cron, migrations, render
 from infra.databases import DATABASES
-from infra.program.common import SERVICE_UID
+from infra.program.common import REPO_UID, SERVICE_UID
 
 SERVICES = [
     "postgres",
@@ -27,9 +31,14 @@ SERVICES = [
     "webhook",
     "alertmanager",
     "prometheus",
-    "backup",
+    "pgbackrest-repo",
+    "pgbackrest-db",
+    "backup-scheduler",
+    "backup-checks",
 ]
-# service -> the settings port it listens on (the backup container serves the backup metrics)
+# The repository host's side runs as its own user, which the database side's cannot read.
+REPO_SIDE = {"pgbackrest-repo", "backup-scheduler"}
+# service -> the settings port it listens on (backup-checks serves the backup metrics)
 PORTS = {
     "postgres": "postgres_port",
     "pgbouncer": "pgbouncer_port",
@@ -40,24 +49,35 @@ PORTS = {
     "webhook": "webhook_port",
     "alertmanager": "alertmanager_port",
     "prometheus": "prometheus_port",
-    "backup": "backup_metrics_port",
+    "pgbackrest-repo": "backup_repo_port",
+    "pgbackrest-db": "backup_agent_port",
+    "backup-checks": "backup_metrics_port",
 }
-# file -> mode, in the container that reads it
+# file -> mode, in the container that reads it (owned by the service user, or the repository host's)
 FILES = [
     ("postgres", "/etc/agentdb/postgresql.conf", 0o644),
     ("postgres", "/etc/agentdb/pg_hba.conf", 0o644),
     ("postgres", "/etc/agentdb/secrets/postgres", 0o600),
+    ("postgres", "/etc/agentdb/secrets/pgbackrest-db.key", 0o600),
     ("pgbouncer", "/etc/agentdb/pgbouncer.ini", 0o644),
     ("pgbouncer", "/etc/agentdb/userlist.txt", 0o600),
     ("redis", "/etc/agentdb/users.acl", 0o600),
     ("pgbouncer-exporter", "/etc/agentdb/pgpass", 0o600),
     ("postgres-exporter", "/etc/agentdb/secrets/agentdb_monitor", 0o600),
     ("redis-exporter", "/etc/agentdb/secrets/redis_exporter", 0o600),
-    ("backup", "/etc/agentdb/pgbackrest.conf", 0o644),
-    ("backup", "/etc/agentdb/secrets/pgbackrest.pgpass", 0o600),
+    ("pgbackrest-db", "/etc/agentdb/pgbackrest.conf", 0o644),
+    ("pgbackrest-db", "/etc/agentdb/secrets/pgbackrest.pgpass", 0o600),
+    ("pgbackrest-db", "/etc/agentdb/secrets/pgbackrest-db.key", 0o600),
+    ("backup-checks", "/etc/agentdb/secrets/pgbackrest.pgpass", 0o600),
+    ("pgbackrest-repo", "/var/lib/pgbackrest/pgbackrest.conf", 0o600),
+    ("pgbackrest-repo", "/var/lib/pgbackrest/tls/repo.key", 0o600),
+    ("backup-scheduler", "/var/lib/pgbackrest/pgbackrest.conf", 0o600),
 ]
 EXTENSIONS = ["pg_cron", "pg_partman", "vector", "pg_stat_statements", "pg_trgm", "pgcrypto"]
-SCRAPE_JOBS = ["prometheus", "postgres", "pgbouncer", "redis", "alertmanager"]
+SCRAPE_JOBS = ["prometheus", "postgres", "pgbouncer", "redis", "alertmanager", "backup"]
+STANZA = f"--stanza={render.PGBACKREST_STANZA}"
+REPO_PGBACKREST = "pgbackrest --config=/var/lib/pgbackrest/pgbackrest.conf"  # the repository host's side
+DB_PGBACKREST = "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass pgbackrest --config=/etc/agentdb/pgbackrest.conf"
 
 
 def host(docker_stack, service: str):
@@ -88,7 +108,7 @@ def test_only_grafana_is_left_out(docker_stack):
 def test_the_service_runs_as_the_unprivileged_user(docker_stack, service):
     status = host(docker_stack, service).file("/proc/1/status").content_string
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    assert uid_line.split()[1] == str(SERVICE_UID)
+    assert uid_line.split()[1] == str(REPO_UID if service in REPO_SIDE else SERVICE_UID)
 
 
 @pytest.mark.parametrize("service", PORTS)
@@ -107,7 +127,7 @@ def test_the_service_listens_on_its_port(docker_stack, service):
 @pytest.mark.parametrize(("service", "path", "mode"), FILES)
 def test_uploaded_files_have_the_renderer_mode_and_owner(docker_stack, service, path, mode):
     f = host(docker_stack, service).file(path)
-    assert f.exists and f.mode == mode and f.uid == SERVICE_UID
+    assert f.exists and f.mode == mode and f.uid == (REPO_UID if service in REPO_SIDE else SERVICE_UID)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -232,14 +252,115 @@ def test_wal_is_archived_with_pgbackrest(docker_stack):
     assert (archived > before, failed) == (True, 0)
 
 
-def test_the_backup_container_takes_a_full_backup_of_the_running_server(docker_stack):
-    # What its scheduler runs at 01:00 UTC, run now: pgBackRest in the backup container, on the data
-    # and socket volumes it shares with PostgreSQL, into the repository that WAL is archived to.
-    h = host(docker_stack, "backup")
-    pgbackrest = "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass pgbackrest --config=/etc/agentdb/pgbackrest.conf"
-    stanza = f"--stanza={render.PGBACKREST_STANZA}"
-    result = h.run(f"{pgbackrest} {stanza} backup --type=full --log-level-console=warn")
+def volume_dir(docker_stack, key: str) -> Path:
+    """Where a declared volume's files are on this host (dockerd's local driver)."""
+    name = next(
+        r.inputs["name"]
+        for r in docker_stack.deployment.resources
+        if r.type == "docker:index/volume:Volume" and r.inputs["name"].endswith(f"-{key}-data")
+    )
+    return Path(dockerstack.docker("volume", "inspect", "-f", "{{.Mountpoint}}", name).stdout.decode().strip())
+
+
+def mounts(docker_stack, service: str) -> dict[str, str]:
+    """A running container's volumes: volume name -> path inside it."""
+    return {m["Name"]: m["Destination"] for m in dockerstack_inspect(docker_stack.container(service))["Mounts"]}
+
+
+@pytest.fixture(scope="module")
+def full_backup(docker_stack) -> dict:
+    """What the schedule runs at 01:00 UTC on Sundays, run now in backup-scheduler: the repository host's
+    pgBackRest reads the data directory through pgbackrest-db (TLS) and writes into its own volume."""
+    h = host(docker_stack, "backup-scheduler")
+    start = time.monotonic()
+    result = h.run(f"{REPO_PGBACKREST} {STANZA} backup --type=full --log-level-console=warn")
     assert result.rc == 0, result.stdout + result.stderr
-    (info,) = json.loads(h.check_output(f"{pgbackrest} {stanza} info --output=json"))
-    assert [b["type"] for b in info["backup"]][-1:] == ["full"]
+    print(f"\n[docker-conformance] full backup on the repository host in {time.monotonic() - start:.1f}s")
+    (info,) = json.loads(h.check_output(f"{REPO_PGBACKREST} {STANZA} info --output=json"))
     assert info["status"]["code"] == 0, info["status"]
+    return info["backup"][-1]
+
+
+def test_the_repository_host_is_its_own_container_with_its_own_volume(docker_stack):
+    repo = f"agentdb-{docker_stack.deployment.stack}-pgbackrest-repo-data"
+    assert mounts(docker_stack, "pgbackrest-repo") == {repo: "/var/lib/pgbackrest/repo"}
+    # Only the repository host's side (its server and the backup schedule) has the repository.
+    having = {service for service in SERVICES if repo in mounts(docker_stack, service)}
+    assert having == {"pgbackrest-repo", "backup-scheduler"}
+
+
+def test_wal_is_archived_over_tls_into_the_repository_host(docker_stack):
+    # `check` switches WAL and waits until PostgreSQL's archive_command (in the postgres container) has pushed
+    # the segment to the repository host, which stores it under its own repo1-path.
+    result = host(docker_stack, "pgbackrest-db").run(f"{DB_PGBACKREST} {STANZA} check --log-level-console=info")
+    assert result.rc == 0, result.stdout + result.stderr
+    archived = re.search(
+        r"WAL segment (\w+) successfully archived to '/var/lib/pgbackrest/repo/[^']+' on repo1", result.stdout
+    )
+    assert archived, result.stdout
+    segment = archived.group(1)
+    stored = list((volume_dir(docker_stack, "pgbackrest-repo") / "archive").glob(f"*/*/{segment[:16]}/{segment}-*"))
+    assert stored, f"{segment} is not in the repository volume"
+    print(f"\n[docker-conformance] {segment} archived over TLS: {stored[0].name}")
+
+
+def test_a_backup_lands_in_the_repository_volume_and_not_in_postgresqls(docker_stack, full_backup):
+    label = full_backup["label"]
+    assert full_backup["type"] == "full"
+    assert (volume_dir(docker_stack, "pgbackrest-repo") / "backup" / render.PGBACKREST_STANZA / label).is_dir()
+    for key in ("postgres", "postgres-run"):
+        assert not list(volume_dir(docker_stack, key).rglob("backup.manifest*")), f"a backup in {key}'s volume"
+        assert not list(volume_dir(docker_stack, key).rglob("archive.info*")), f"a repository in {key}'s volume"
+
+
+def test_the_repository_is_ciphertext_with_the_passphrase_only_on_the_repository_side(docker_stack, full_backup):
+    assert docker_stack.deployment.settings.backup_encryption
+    root = volume_dir(docker_stack, "pgbackrest-repo")
+    stanza = render.PGBACKREST_STANZA
+    files = [
+        root / "backup" / stanza / "backup.info",
+        root / "archive" / stanza / "archive.info",
+        root / "backup" / stanza / full_backup["label"] / "backup.manifest",
+        *sorted((root / "archive" / stanza).glob("*/*/0*"))[:3],  # WAL segments
+        *sorted((root / "backup" / stanza / full_backup["label"]).rglob("PG_VERSION*")),
+    ]
+    assert len(files) >= 5
+    for path in files:
+        assert path.read_bytes()[:8] == b"Salted__", f"{path} is not encrypted"
+    passphrase = docker_stack.deployment.passwords()[sec.PGBACKREST_CIPHER].encode()
+    for service in SERVICES:
+        etc = dockerstack.docker("cp", f"{docker_stack.container(service)}:/etc/agentdb", "-").stdout
+        assert passphrase not in etc, f"{service} has the repository's passphrase"
+        logs = dockerstack.docker("logs", docker_stack.container(service))
+        assert passphrase not in logs.stdout + logs.stderr, f"{service} logged the repository's passphrase"
+    repo = dockerstack.docker(
+        "cp", f"{docker_stack.container('pgbackrest-repo')}:/var/lib/pgbackrest/pgbackrest.conf", "-"
+    )
+    assert passphrase in repo.stdout
+
+
+def prometheus_value(docker_stack, query: str) -> float | None:
+    s = docker_stack.deployment.settings
+    url = f"http://{s.bind_address}:{s.prometheus_port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        result = json.load(resp)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_the_restore_drill_runs_in_backup_checks_and_prometheus_scrapes_its_result(docker_stack, full_backup):
+    # What the schedule runs every backupDrillIntervalDays at 03:00 UTC, run now with the container's own
+    # arguments: restore the latest backup from the repository host, start it with PostgreSQL 17, check it.
+    command = docker_stack.service("backup-checks").inputs["command"]
+    start = time.monotonic()
+    result = dockerstack.docker("exec", docker_stack.container("backup-checks"), *command, "--once=drill", check=False)
+    output = (result.stdout + result.stderr).decode()
+    print(f"\n[docker-conformance] drill in {time.monotonic() - start:.1f}s:\n{output[-1500:]}")
+    assert result.returncode == 0, output
+    assert f"drill: restored backup {full_backup['label']}" in output
+    deadline = time.monotonic() + 60
+    while prometheus_value(docker_stack, "agentdb_backup_drill_last_ok") != 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert prometheus_value(docker_stack, "agentdb_backup_drill_last_ok") == 1
+    assert prometheus_value(docker_stack, "agentdb_backup_drill_enabled") == 1
+    assert prometheus_value(docker_stack, "agentdb_backup_drill_last_duration_seconds") > 0
+    assert prometheus_value(docker_stack, "agentdb_backup_repository_up") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import runpy
@@ -69,6 +70,14 @@ class Deployment:
         return {r.name.removeprefix("passwords-"): r.inputs["_mock_result"] for r in self.of_type(PASSWORD)}
 
 
+@functools.cache
+def certificates(name: str, dns: tuple[str, ...]) -> dict:
+    """What infra/program/backup_tls.py's provider creates, made once per stack and host names."""
+    from infra.program.backup_tls import CertificatesProvider
+
+    return CertificatesProvider().create({"name": name, "dns": list(dns)}).outs
+
+
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outs = dict(args.inputs)
@@ -78,6 +87,10 @@ class Mocks(pulumi.runtime.Mocks):
             outs["networkDatas"] = [{"ipAddress": "172.30.0.2", "networkName": "agentdb"}]
         elif args.typ == DYNAMIC and "heads" in outs:
             outs["revision"] = (outs["heads"] or [None])[0]
+        elif args.typ == DYNAMIC and "dns" in outs:  # the None-valued outputs are not sent as inputs
+            # pgBackRest's certificates: the provider's own create (openssl, nothing outside the process), so
+            # the containers the conformance run starts from these inputs really authenticate each other.
+            outs = certificates(outs["name"], tuple(outs["dns"]))
         return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

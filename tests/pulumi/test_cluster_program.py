@@ -3,8 +3,8 @@
 A stack with `agentdb:replicas: 2` (Pulumi.prod.yaml's, and a dev stack raised to 2 here) declares three
 Patroni nodes with a volume each, three etcd members with a volume each and HAProxy; PgBouncer and the
 schema resources reach the leader through HAProxy. Each node has its own postgres_exporter; every node
-archives WAL to one repository volume, and the backup container mounts every node's volume at the path
-pgbackrest.conf names. With replicas 0 nothing of the cluster is declared.
+archives WAL over TLS to the repository host's container (its own volume), and pgbackrest-db mounts every
+node's volume at the path pgbackrest.conf names. With replicas 0 nothing of the cluster is declared.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import re
 import tomllib
 
 import pytest
-from mockstack import IMAGE, REPO, deploy, reveal
+import yaml
+from mockstack import IMAGE, REPO, deploy, reveal, visible
 
 from infra import render
 from infra import topology as topo
-from infra.program.cluster import NODE_VOLUMES
+from infra.program.backup import NODE_VOLUMES
 from infra.program.common import ETCD_DATA, POSTGRES_MAJOR, REPO_VOLUME, SERVICE_UID, limits
 from infra.settings import load
 
@@ -52,10 +53,10 @@ def test_three_nodes_three_members_and_haproxy(cluster):
     containers = deployment.containers()
     assert sorted(n for n in containers if n.startswith(("pg-", "etcd-", "haproxy"))) == [*MEMBERS, "haproxy", *NODES]
     assert "postgres" not in containers and "postgres-exporter" not in containers
-    assert "backup" in containers
+    assert {"pgbackrest-repo", "pgbackrest-db", "backup-scheduler", "backup-checks"} <= set(containers)
 
 
-def pgbackrest_conf(deployment, container: str = "backup") -> dict[str, str]:
+def pgbackrest_conf(deployment, container: str = "pgbackrest-db") -> dict[str, str]:
     """The rendered pgbackrest.conf a container receives, as `key -> value` (every section's keys)."""
     lines = uploaded(deployment.containers()[container], "pgbackrest.conf").splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
@@ -70,7 +71,7 @@ def test_each_member_has_its_own_volume(cluster, member):
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
-def test_each_node_has_its_volume_and_shares_the_socket_directory_and_the_repository(cluster, index):
+def test_each_node_has_its_volume_shares_the_socket_directory_and_archives_to_the_repository_host(cluster, index):
     settings, deployment = cluster
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
     node = f"pg-{index}"
@@ -81,10 +82,12 @@ def test_each_node_has_its_volume_and_shares_the_socket_directory_and_the_reposi
         f"agentdb-{STACK}-{node}-data": layout.data_root,
         # Every node's socket in one directory (each named by its own port) ...
         f"agentdb-{STACK}-postgres-run-data": conf[f"pg{index}-socket-path"],
-        # ... and one repository, where the leader's archive_command pushes, whoever the leader is.
-        f"agentdb-{STACK}-{REPO_VOLUME}-data": conf["repo1-path"],
     }
-    assert f"agentdb-{STACK}-{REPO_VOLUME}-data" in volume_names(deployment)
+    # The leader's archive_command pushes to the repository host over TLS, whoever the leader is.
+    assert conf["repo1-host"] == "pgbackrest-repo" and conf["repo1-host-type"] == "tls"
+    repo = deployment.containers()["pgbackrest-repo"]
+    assert repo.urn in deployment.containers()[node].dependencies
+    assert {m["volumeName"] for m in repo.inputs["volumes"]} == {f"agentdb-{STACK}-{REPO_VOLUME}-data"}
 
 
 @pytest.mark.parametrize("index", [1, 2, 3])
@@ -190,15 +193,26 @@ def test_prometheus_scrapes_each_node_s_exporter_patroni_and_etcd(cluster):
         assert f'"{member}:{settings.etcd_client_port + index - 1}"' in config
 
 
-def test_the_backup_container_sees_every_node_where_pgbackrest_conf_names_it(cluster):
+def test_the_database_side_pgbackrest_server_sees_every_node_where_pgbackrest_conf_names_it(cluster):
     settings, deployment = cluster
     layout = render.Layout.docker(settings, POSTGRES_MAJOR)
-    backup = deployment.containers()["backup"]
+    backup = deployment.containers()["pgbackrest-db"]
     conf = pgbackrest_conf(deployment)
-    assert conf["backup-standby"] == "y"
+    repo_conf = dict(
+        line.split("=", 1)
+        for line in next(
+            u["content"]
+            for u in reveal(deployment.containers()["backup-scheduler"].inputs["uploads"])
+            if u["file"] == f"{layout.repo_home}/pgbackrest.conf"
+        ).splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    # The repository host takes the backups from a replica, reading every node through pgbackrest-db.
+    assert repo_conf["backup-standby"] == "y"
+    assert [repo_conf[f"pg{i}-host"] for i in (1, 2, 3)] == ["pgbackrest-db"] * 3
     mounts = {m["volumeName"]: m["containerPath"] for m in backup.inputs["volumes"]}
     assert mounts[f"agentdb-{STACK}-postgres-run-data"] == conf["pg1-socket-path"]
-    assert mounts[f"agentdb-{STACK}-{REPO_VOLUME}-data"] == conf["repo1-path"]
+    assert not any(REPO_VOLUME in name for name in mounts)
     script = backup.inputs["command"][-1]
     for index, node in enumerate(NODES, 1):
         volume = mounts[f"agentdb-{STACK}-{node}-data"]
@@ -206,20 +220,25 @@ def test_the_backup_container_sees_every_node_where_pgbackrest_conf_names_it(clu
         # The node mounts its volume at the data root: its data directory is `<node>` inside the volume.
         assert conf[f"pg{index}-path"] == f"{layout.data_root}/{node}"
         assert f"ln -sfn {volume}/{node} {conf[f'pg{index}-path']} && " in script
-    # The stanza before the schedule, and the schedule as the single server's backup container runs it.
-    assert script.index("stanza-create") < script.index("exec python3 -m infra.backup_scheduler")
-    assert "PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass " in script
+    # The stanza (once HAProxy reaches the leader) before the server.
+    assert script.index("stanza-create") < script.index("exec pgbackrest --config=/etc/agentdb/pgbackrest.conf server")
+    assert "export PGPASSFILE=/etc/agentdb/secrets/pgbackrest.pgpass && " in script
     assert deployment.containers()["haproxy"].urn in backup.dependencies
 
 
-def test_the_backup_container_of_a_single_server_is_unchanged(single):
-    backup = single.containers()["backup"].inputs
-    assert backup["command"][:3] == ["python3", "-m", "infra.backup_scheduler"]
+def test_the_database_side_of_a_single_server_mounts_its_volumes_and_the_repository_has_its_own(single):
+    backup = single.containers()["pgbackrest-db"].inputs
     assert [m["volumeName"] for m in backup["volumes"]] == [
         f"agentdb-{STACK}-postgres-data",
         f"agentdb-{STACK}-postgres-run-data",
     ]
-    assert not any(REPO_VOLUME in name for name in volume_names(single))
+    # Only the repository host's side (its server and the backup schedule) mounts the repository.
+    mounting = {
+        name
+        for name, c in single.containers().items()
+        if any(m["volumeName"] == f"agentdb-{STACK}-{REPO_VOLUME}-data" for m in c.inputs.get("volumes") or [])
+    }
+    assert mounting == {"pgbackrest-repo", "backup-scheduler"}
 
 
 def test_the_cluster_images_are_built_only_for_a_cluster(cluster, single):
@@ -233,7 +252,7 @@ def test_the_cluster_images_are_built_only_for_a_cluster(cluster, single):
 def test_replicas_0_declares_no_cluster(single):
     assert not topo.build(load(STACK)).clustered
     containers = single.containers()
-    assert "postgres" in containers and "backup" in containers
+    assert "postgres" in containers and "pgbackrest-repo" in containers
     assert not any(name.startswith(("pg-", "etcd-", "haproxy")) for name in containers)
     assert f"agentdb-{STACK}-postgres-data" in volume_names(single)
 
@@ -243,3 +262,51 @@ def test_the_patroni_image_pins_the_venv_s_patroni():
     venv = next(p for p in pins if p.startswith("patroni")).split("==")[1]
     dockerfile = (REPO / "docker" / "patroni" / "Dockerfile").read_text()
     assert f"ARG PATRONI_VERSION={venv}\n" in dockerfile
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("pgbackrest-repo", "/var/lib/pgbackrest/tls/repo.key"),
+        ("backup-scheduler", "/var/lib/pgbackrest/tls/repo.key"),
+        ("pgbackrest-db", "/etc/agentdb/secrets/pgbackrest-db.key"),
+        ("backup-checks", "/etc/agentdb/secrets/pgbackrest-db.key"),
+        ("postgres", "/etc/agentdb/secrets/pgbackrest-db.key"),
+    ],
+)
+def test_each_side_gets_its_own_key_from_one_certificate_resource_as_a_secret_0600_file(single, service, path):
+    (certificates,) = [r for r in single.resources if r.name == "backup-tls"]
+    assert set(certificates.inputs["dns"]) == {"pgbackrest-repo", "pgbackrest-db"}
+    upload = next(u for u in single.containers()[service].raw["uploads"] if u.get("file") == path)
+    assert visible(upload)["content"] == "<secret>", f"{service}: {path} is not a secret input"
+    (revealed,) = [u for u in reveal(single.containers()[service].inputs["uploads"]) if u["file"] == path]
+    assert revealed["permissions"] == "0600" and revealed["content"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(
+    ("entry", "declared"),
+    [
+        ({"type": "posix", "path": "/srv/backup2"}, True),
+        ({"type": "s3", "endpoint": "s3.example.com", "bucket": "b", "region": "r"}, False),
+        ({"type": "host", "host": "backup2", "caFile": "/c", "certFile": "/d", "keyFile": "/k"}, False),
+    ],
+)
+def test_a_second_repository_is_a_volume_of_the_repository_host_or_refused_by_name(tmp_path, entry, declared):
+    doc = yaml.safe_load((REPO / f"Pulumi.{STACK}.yaml").read_text())
+    doc["config"]["agentdb:backupRepos"] = [entry]
+    path = tmp_path / f"Pulumi.{STACK}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    if not declared:
+        with pytest.raises(Exception, match=rf"agentdb:backupRepos\[0\]: type '{entry['type']}' is not supported"):
+            deploy(STACK, path)
+        return
+    containers = deploy(STACK, path).containers()
+    for service in ("pgbackrest-repo", "backup-scheduler"):
+        mounts = {m["volumeName"]: m["containerPath"] for m in containers[service].inputs["volumes"]}
+        assert mounts[f"agentdb-{STACK}-pgbackrest-repo2-data"] == "/srv/backup2"
+    conf = next(
+        u["content"]
+        for u in reveal(containers["pgbackrest-repo"].inputs["uploads"])
+        if u["file"].endswith("pgbackrest.conf")
+    )
+    assert "repo2-path=/srv/backup2" in conf.splitlines()

@@ -15,12 +15,12 @@ from mockstack import IMAGE, REPO, STACKS, config_of, deploy, visible
 from infra import migrations, render, tools
 from infra import topology as topo
 from infra.program import PUBLISHABLE, check_publishing, settings_from_config
-from infra.program.common import POSTGRES_MAJOR, SERVICE_UID, limits
+from infra.program.common import POSTGRES_MAJOR, REPO_UID, SERVICE_UID, limits
 from infra.settings import Settings, SettingsError, load, stack_file
 
 # The services the issue names, each one container, beside the database's own: the single PostgreSQL
-# or the cluster's etcd members, Patroni nodes and HAProxy, with the backup container and a
-# postgres_exporter per PostgreSQL.
+# or the cluster's etcd members, Patroni nodes and HAProxy, with pgBackRest's repository host, the database
+# side's pgBackRest server, the backup schedule and the backup checks, and a postgres_exporter per PostgreSQL.
 SERVICES = [
     "pgbouncer",
     "redis",
@@ -31,6 +31,8 @@ SERVICES = [
     "prometheus",
     "grafana",
 ]
+BACKUP = ["pgbackrest-repo", "pgbackrest-db", "backup-scheduler", "backup-checks"]
+REPO_SIDE = {"pgbackrest-repo", "backup-scheduler"}
 TOOLS = ["pgadmin"]  # agentdb:tools: on in dev, off in staging and prod
 
 
@@ -57,8 +59,8 @@ def database_services(stack: str) -> list[str]:
     """The containers of the database tier: read from the topology, as the program maps it."""
     topology = topo.build(settings_of(stack))
     if topology.clustered:
-        return [u.name for u in (*topology.members, *topology.nodes, topology.unit("haproxy"))] + ["backup"]
-    return ["postgres", "backup"]
+        return [u.name for u in (*topology.members, *topology.nodes, topology.unit("haproxy"))] + BACKUP
+    return ["postgres", *BACKUP]
 
 
 def exporters(stack: str) -> dict[str, str]:
@@ -91,7 +93,9 @@ ORDER = [
     ("pgbouncer-exporter", ["primary", "pgbouncer"]),
     ("redis-exporter", ["redis"]),
     ("prometheus", ["pgbouncer-exporter", "redis-exporter", "alertmanager"]),
-    ("backup", ["primary"]),
+    ("pgbackrest-db", ["primary", "pgbackrest-repo"]),
+    ("backup-scheduler", ["primary", "pgbackrest-repo", "pgbackrest-db"]),
+    ("backup-checks", ["primary", "pgbackrest-repo"]),
 ]
 
 
@@ -101,10 +105,12 @@ def order(stack: str) -> list[tuple[str, list[str]]]:
     topology = topo.build(settings_of(stack))
     own = [(exporter, [server]) for exporter, server in exporters(stack).items()]
     own.append(("prometheus", list(exporters(stack))))
+    # The repository host before PostgreSQL (every node), which archives to it from its first segment.
     if not topology.clustered:
-        return [*ORDER, *own]
+        return [*ORDER, *own, ("postgres", ["pgbackrest-repo"])]
     nodes = [n.name for n in topology.nodes]
-    return [*ORDER, *own, *((n, [m.name for m in topology.members]) for n in nodes), ("haproxy", nodes)]
+    members = [m.name for m in topology.members]
+    return [*ORDER, *own, *((n, [*members, "pgbackrest-repo"]) for n in nodes), ("haproxy", nodes)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -155,8 +161,10 @@ def test_every_container_has_a_healthcheck_and_a_restart_policy(deployments, sta
 @pytest.mark.parametrize(("stack", "service"), CASES)
 def test_every_container_runs_as_the_unprivileged_service_user(deployments, stack, service):
     user = deployments[stack].containers()[service].inputs.get("user")
-    # Grafana's official image runs as its own unprivileged user (GRAFANA_UID), which the image sets.
-    assert user == (None if service == "grafana" else str(SERVICE_UID)), f"{service}: runs as {user!r}"
+    # Grafana's official image runs as its own unprivileged user (GRAFANA_UID), which the image sets; the
+    # repository host's side as its own, which the database side's cannot read.
+    expected = None if service == "grafana" else str(REPO_UID) if service in REPO_SIDE else str(SERVICE_UID)
+    assert user == expected, f"{service}: runs as {user!r}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -256,11 +264,14 @@ def test_rendered_files_equal_those_of_the_renderer(deployments, stack):
         for upload in container.inputs.get("uploads") or []:
             if upload["file"].startswith(layout.etc + "/") and not upload["file"].startswith(layout.secrets):
                 uploaded[upload["file"].removeprefix(layout.etc + "/")] = upload
+            if upload["file"] == f"{layout.repo_home}/pgbackrest.conf":  # the repository host's own
+                uploaded["pgbackrest-repo.conf"] = upload
     for name, rendered in expected.items():
         assert name in uploaded, f"{name} is rendered but reaches no container"
         assert uploaded[name]["content"] == rendered.content, f"{name} differs from infra.render's"
         assert int(uploaded[name]["permissions"], 8) == rendered.mode, f"{name}: mode differs"
-        assert uploaded[name]["owner"] == str(SERVICE_UID)
+        owner = REPO_UID if name == "pgbackrest-repo.conf" else SERVICE_UID
+        assert uploaded[name]["owner"] == str(owner)
 
 
 @pytest.mark.parametrize(("stack", "after", "before"), [(s, a, b) for s in STACKS for a, bs in order(s) for b in bs])
