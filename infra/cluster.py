@@ -197,6 +197,19 @@ def _writable_via_pgbouncer(stack: LocalStack, port: int) -> bool:
     return row is not None and row[0] == port and row[1] is False
 
 
+def _await_writes(
+    stack: LocalStack, target: Member, verb: str, start: float, timeout: float, progress: Progress
+) -> float:
+    """Wait until `target` serves writes through PgBouncer; the seconds since `start`, the change's own clock."""
+    while not _writable_via_pgbouncer(stack, target.port):
+        if time.monotonic() - start > timeout:
+            raise ClusterError(f"{target.name} did not serve writes through PgBouncer within {timeout:.0f}s")
+        time.sleep(0.1)
+    took = time.monotonic() - start
+    progress(f"{verb}: {target.name} serves writes through PgBouncer ({took:.1f}s)")
+    return took
+
+
 def _candidate(stack: LocalStack, to: str | None, current: Member | None) -> Member:
     nodes = members(stack)
     names = [m.name for m in nodes]
@@ -223,13 +236,7 @@ def _change(stack: LocalStack, verb: str, to: str | None, progress: Progress, ti
     status, text = _request(stack, verb, body, None, timeout)
     if status != 200:
         raise ClusterError(f"Patroni refused the {verb} (HTTP {status}): {text.strip()}")
-    while not _writable_via_pgbouncer(stack, target.port):
-        if time.monotonic() - start > timeout:
-            raise ClusterError(f"{target.name} did not serve writes through PgBouncer within {timeout:.0f}s")
-        time.sleep(0.1)
-    took = time.monotonic() - start
-    progress(f"{verb}: {target.name} serves writes through PgBouncer ({took:.1f}s)")
-    return target.name, took
+    return target.name, _await_writes(stack, target, verb, start, timeout, progress)
 
 
 def _checkpoint_ahead(stack: LocalStack, current: Member, target: Member, progress: Progress) -> None:
@@ -335,13 +342,7 @@ def switchover(
         except ClusterError as exc:
             raise ClusterError(f"{exc} (PgBouncer's pools were resumed)") from None
     progress(f"switchover: writes waited in PgBouncer for {held:.1f}s")
-    while not _writable_via_pgbouncer(stack, target.port):
-        if time.monotonic() - start > timeout:
-            raise ClusterError(f"{target.name} did not serve writes through PgBouncer within {timeout:.0f}s")
-        time.sleep(0.1)
-    took = time.monotonic() - start
-    progress(f"switchover: {target.name} serves writes through PgBouncer ({took:.1f}s)")
-    return target.name, took
+    return target.name, _await_writes(stack, target, "switchover", start, timeout, progress)
 
 
 def failover(

@@ -218,6 +218,22 @@ def machine() -> dict[str, str]:
     }
 
 
+def finish_machine(result: dict, name: str) -> dict[str, str]:
+    """Stamp `result`'s machine facts with the load after the run and keep the run as reports/<name>.json."""
+    result["machine"] = {**result["machine"], "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    (REPO_ROOT / "reports").mkdir(exist_ok=True)
+    (REPO_ROOT / "reports" / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return result["machine"]
+
+
+def run_line(m: dict[str, str], note: str) -> str:
+    """The line under a section saying which machine, day and load its figures come from, then `note`."""
+    return (
+        f"\nThis section's run: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']}; {m['date']};"
+        f" load average before / after: {m['load']} / {m['load_after']}{note}\n"
+    )
+
+
 # ----- the steps ---------------------------------------------------------------------------------
 def timed(fn, *args) -> float:
     start = time.perf_counter()

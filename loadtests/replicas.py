@@ -13,7 +13,6 @@ this part alone and replaces its section of docs/benchmarks.md; `make bench` run
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -152,15 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(Path(argv[1]).read_text())
     else:
         facts = bench.machine()
-        result = measure()
-        result["machine"] = {**facts, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg())}
-        (REPO_ROOT / "reports").mkdir(exist_ok=True)
-        (REPO_ROOT / "reports" / "bench-replicas.json").write_text(json.dumps(result, indent=2))
-    m = result["machine"]
-    section = render(result) + (
-        f"\nThis section's run: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']}; {m['date']};"
-        f" load average before / after: {m['load']} / {m['load_after']} (the machine is shared with other"
-        " engineers' test runs).\n"
+        result = {**measure(), "machine": facts}
+        bench.finish_machine(result, "bench-replicas")
+    section = render(result) + bench.run_line(
+        result["machine"], " (the machine is shared with other engineers' test runs)."
     )
     bench.DOC.write_text(splice(bench.DOC.read_text(), section))
     print(f"replicas: wrote {bench.DOC.relative_to(REPO_ROOT)}")

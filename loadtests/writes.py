@@ -11,7 +11,6 @@ replaces its section of docs/benchmarks.md; `make bench` runs it as part of the 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -26,7 +25,6 @@ from pathlib import Path
 import psycopg
 
 from infra import tools
-from infra.databases import REPO_ROOT
 from infra.seeds import qlearning as qvol
 from loadtests.stack import BenchStack
 
@@ -382,14 +380,16 @@ def main() -> int:
             print(f"writes: preparing {stack.name}", flush=True)
             prepare(stack, revision)
         result = measure(before, after)
-    result["machine"] = {**facts, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg())}
-    (REPO_ROOT / "reports").mkdir(exist_ok=True)
-    (REPO_ROOT / "reports" / "bench-writes.json").write_text(json.dumps(result, indent=2))
-    m = result["machine"]
-    section = render(result) + (
-        f"\nThis section's run: `{m['uname']}`, {m['cpu']}, {m['cores']} cores, {m['ram']}; {m['date']};"
-        f" load average before / after: {m['load']} / {m['load_after']}. The machine was shared: other engineers'"
-        " stacks and test suites ran on the same two cores, so compare before with after of the same round.\n\n"
+    result["machine"] = facts
+    m = bench.finish_machine(result, "bench-writes")
+    section = (
+        render(result)
+        + bench.run_line(
+            m,
+            ". The machine was shared: other engineers' stacks and test suites ran on the same two cores, so"
+            " compare before with after of the same round.",
+        )
+        + "\n"
     )
     bench.DOC.write_text(splice(bench.DOC.read_text(), section))
     return 0

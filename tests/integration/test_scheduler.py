@@ -55,6 +55,11 @@ def _start(stack, tmp: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     (tmp / "scheduler.json").write_text(config)
     (tmp / "pgpass").write_text(pgpass)
     (tmp / "pgpass").chmod(0o600)
+    return _launch(tmp, *extra)
+
+
+def _launch(tmp: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """The scheduler process on tmp's scheduler.json and pgpass as they are; its log is a new file of tmp."""
     log = tmp / f"scheduler{len(list(tmp.glob('scheduler*.log')))}.log"
     proc = subprocess.Popen(
         [
@@ -218,23 +223,11 @@ def test_where_pg_cron_is_not_installed_it_runs_the_jobs_itself(stack, forced):
     before = _sql(stack, f"SELECT count(*) FROM {TABLE} WHERE job = 'tick'")[0][0]
     config = json.loads((tmp / "scheduler.json").read_text())
     (tmp / "scheduler.json").write_text(json.dumps({**config, "admin_database": DB.name}))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.scheduler",
-            "--config",
-            str(tmp / "scheduler.json"),
-            "--pgpassfile",
-            str(tmp / "pgpass"),
-        ],
-        stdout=(tmp / "no-pg-cron.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    proc, log = _launch(tmp)
     try:
         time.sleep(5)
         code, _ = _stop(proc)
-        text = (tmp / "no-pg-cron.log").read_text()
+        text = log.read_text()
         assert code == 0, text
         assert "qlearning: the agentdb scheduler runs its 3 jobs (the pg_cron extension is not installed" in text
         assert _sql(stack, f"SELECT count(*) FROM {TABLE} WHERE job = 'tick'")[0][0] >= before + 1
