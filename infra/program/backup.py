@@ -141,9 +141,7 @@ def db_command(ctx: StackContext) -> list[str]:
     topology = topo.build(ctx.settings)
     links = [f"ln -sfn {NODE_VOLUMES}/{node.data}/{node.data} {lay.data_root}/{node.data}" for node in topology.nodes]
     pgbackrest = ["pgbackrest", f"--config={lay.etc}/{CONFIG}"]
-    stanza = shlex.join(
-        [*pgbackrest, f"--stanza={render.PGBACKREST_STANZA}", "stanza-create", "--log-level-console=warn"]
-    )
+    stanza = shlex.join([*pgbackrest, f"--stanza={STANZA}", "stanza-create", "--log-level-console=warn"])
     steps = [
         *links,
         f"export PGPASSFILE={shlex.quote(f'{lay.secrets}/{PGPASS}')}",
@@ -157,12 +155,12 @@ def scheduler_command(ctx: StackContext, unit: topo.Unit) -> list[str]:
     """The schedule as the local runner runs it: backups and verify on the repository's side, the drill and
     the metrics from the database side."""
     lay, s = ctx.layout, ctx.settings
-    base = ["python3", "-m", "infra.backup_scheduler", f"--stanza={render.PGBACKREST_STANZA}"]
+    base = ["python3", "-m", "infra.backup_scheduler", f"--stanza={STANZA}"]
     if unit.kind == "backup_scheduler":
         return [
             *base,
             "--jobs=backup,verify",
-            f"--config={lay.repo_home}/pgbackrest.conf",
+            f"--config={repo_config(ctx)}",
             f"--status-dir={STATUS_DIR}",
         ]
     return [
